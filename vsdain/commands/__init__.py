@@ -1,0 +1,38 @@
+"""Command-line entry point. Each sub-command lives in its own module of this package and
+provides ``add_arguments(parser)`` and ``run(args) -> int`` (the exit code)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+
+# name -> (module, one-line help); modules are imported only when their command runs.
+COMMANDS = {
+    "info": ("info", "versions, devices, op path and weights that would be used"),
+    "download": ("download", "fetch and verify the released DAIN weights"),
+    "evaluate": ("evaluate", "PSNR/SSIM/IE over a folder of frame triplets"),
+    "train": ("train", "train or fine-tune DAIN on triplets"),
+    "bench": ("bench", "time and memory of the filter against the naive path and MVTools"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m vsdain", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (module_name, help_text) in COMMANDS.items():
+        command_parser = sub.add_parser(name, help=help_text, description=help_text)
+        module = importlib.import_module(f"{__name__}.{module_name}")
+        module.add_arguments(command_parser)
+        command_parser.set_defaults(module=module)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(name)s: %(message)s",
+    )
+    return int(args.module.run(args) or 0)

@@ -1,0 +1,6 @@
+"""The DAIN network and its sub-networks."""
+
+from .dain import DAIN, FrameFeatures, PairFeatures, Synthesis
+from .padding import Padding
+
+__all__ = ["DAIN", "FrameFeatures", "PairFeatures", "Padding", "Synthesis"]

@@ -1,0 +1,30 @@
+"""Learned hierarchical context: a 7x7 conv and two dilated residual blocks (``ctxNet``)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .blocks import DilatedResidualBlock
+
+CONTEXT_FEATURES = 64
+# image (3) + block1 + block2 + block3 (64 each); DAIN appends log-depth to make 196.
+CONTEXT_CHANNELS = 3 + 3 * CONTEXT_FEATURES
+
+
+class ContextExtractor(nn.Module):
+    """Maps an RGB frame (B, 3, H, W) to (B, 195, H, W) context features at full resolution."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.block1 = nn.Sequential(
+            nn.Conv2d(3, CONTEXT_FEATURES, 7, padding=3, bias=False), nn.ReLU()
+        )
+        self.block2 = DilatedResidualBlock(CONTEXT_FEATURES, dilation=4)
+        self.block3 = DilatedResidualBlock(CONTEXT_FEATURES, dilation=8)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        level1 = self.block1(image)
+        level2 = self.block2(level1)
+        level3 = self.block3(level2)
+        return torch.cat([image, level1, level2, level3], dim=1)

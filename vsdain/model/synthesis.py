@@ -1,0 +1,34 @@
+"""Frame synthesis: the residual network that refines the blended warped frames (``rectifyNet``)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .blocks import DilatedResidualBlock
+from .context import CONTEXT_CHANNELS
+from .kernel_estimation import KERNEL_TAPS
+
+SYNTHESIS_FEATURES = 128
+# blend, warped frame 0 and 1 (3 each), two projected flows (2 each), two 4x4 kernels
+# (16 each), two warped context stacks (195 + log-depth each): the reference's 437 channels.
+SYNTHESIS_INPUT_CHANNELS = 3 * 3 + 2 * 2 + 2 * KERNEL_TAPS + 2 * (CONTEXT_CHANNELS + 1)
+
+
+class FrameSynthesis(nn.Module):
+    """Predicts the residual added to the blended frame: (B, 437, H, W) -> (B, 3, H, W)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.block1 = nn.Sequential(
+            nn.Conv2d(SYNTHESIS_INPUT_CHANNELS, SYNTHESIS_FEATURES, 7, padding=3), nn.ReLU()
+        )
+        self.block2 = DilatedResidualBlock(SYNTHESIS_FEATURES)
+        self.block3 = DilatedResidualBlock(SYNTHESIS_FEATURES)
+        self.block4 = DilatedResidualBlock(SYNTHESIS_FEATURES)
+        self.block5 = nn.Sequential(nn.Conv2d(SYNTHESIS_FEATURES, 3, 3, padding=1))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        x = self.block1(features)
+        x = self.block4(self.block3(self.block2(x)))
+        return self.block5(x)
