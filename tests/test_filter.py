@@ -1,0 +1,280 @@
+"""vsdain.Interpolate on small synthetic clips: timing, exact source frames, properties,
+scene cuts, caching and thread safety. Random weights: structure and exactness only."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import torch
+import vapoursynth as vs
+from filter_clips import SOURCE_PROP, clip_from_arrays, moving_clip, pattern, planes, random_network
+
+import vsdain
+from vsdain.filter.pair_cache import PairCache
+
+core = vs.core
+NTSC_FILM = Fraction(24000, 1001)
+
+
+@pytest.fixture(scope="module")
+def network():
+    """The shared test network, with its three stages counted per call."""
+    model = random_network()
+    model.calls = Counter()
+    for stage in ("frame_features", "pair_features", "synthesize"):
+        original = getattr(model, stage)
+
+        def counted(*args, _original=original, _stage=stage, **kwargs):
+            model.calls[_stage] += 1
+            return _original(*args, **kwargs)
+
+        setattr(model, stage, counted)
+    return model
+
+
+@pytest.fixture(scope="module")
+def source():
+    return moving_clip(4)
+
+
+@pytest.fixture(scope="module")
+def sequential(network, source):
+    """Every frame of a multi=3 interpolation, asked for in order, and the network calls."""
+    network.calls.clear()
+    output = vsdain.Interpolate(source, 3, model=network)
+    frames = [output.get_frame(n) for n in range(output.num_frames)]
+    return frames, Counter(network.calls)
+
+
+def duration(frame: vs.VideoFrame) -> Fraction:
+    return Fraction(frame.props["_DurationNum"], frame.props["_DurationDen"])
+
+
+# -- timing ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("multi", [2, 3, 4])
+def test_multi_sets_length_and_exact_fps(network, source, multi):
+    output = vsdain.Interpolate(source, multi, model=network)
+    assert output.num_frames == source.num_frames * multi
+    assert output.fps == NTSC_FILM * multi
+    assert output.format.id == vs.RGBS
+    assert (output.width, output.height) == (source.width, source.height)
+
+
+def test_film_to_ntsc_60(network):
+    clip = moving_clip(5)
+    output = vsdain.Interpolate(clip, fps_num=60000, fps_den=1001, model=network)
+    assert output.fps == Fraction(60000, 1001)
+    assert output.num_frames == 13  # ceil(5 * 5 / 2)
+    # Output 5 sits on source frame 2, output 12 past the last frame (4 + 4/5).
+    assert np.array_equal(planes(output.get_frame(5)), planes(clip.get_frame(2)))
+    assert np.array_equal(planes(output.get_frame(12)), planes(clip.get_frame(4)))
+
+
+def test_rate_below_the_source_keeps_every_other_frame(network):
+    clip = moving_clip(6)
+    output = vsdain.Interpolate(clip, fps_num=12000, fps_den=1001, model=network)
+    assert output.num_frames == 3
+    assert [output.get_frame(n).props[SOURCE_PROP] for n in range(3)] == [0, 2, 4]
+
+
+# -- frames and properties --------------------------------------------------------------------
+def test_source_frames_are_bit_exact_with_their_properties(sequential, source):
+    frames, _ = sequential
+    for k in range(source.num_frames):
+        original = source.get_frame(k)
+        out = frames[3 * k]
+        assert np.array_equal(planes(out), planes(original))
+        expected = dict(original.props)
+        expected.update(_DurationNum=1001, _DurationDen=72000)
+        assert dict(out.props) == expected
+
+
+def test_every_frame_carries_the_output_duration(sequential):
+    frames, _ = sequential
+    assert {duration(frame) for frame in frames} == {Fraction(1001, 72000)}
+
+
+def test_synthesised_frames_copy_the_left_frames_properties_without_absolute_time(
+    sequential, source
+):
+    frames, _ = sequential
+    for n in (1, 2, 4, 5, 7, 8):
+        props = dict(frames[n].props)
+        assert props[SOURCE_PROP] == n // 3
+        assert "_AbsoluteTime" not in props
+        image = planes(frames[n])
+        assert image.dtype == np.float32
+        assert image.min() >= 0.0 and image.max() <= 1.0
+        for neighbour in (n // 3, n // 3 + 1):
+            assert not np.array_equal(image, planes(source.get_frame(neighbour)))
+    assert not np.array_equal(planes(frames[1]), planes(frames[2]))
+
+
+def test_slots_after_the_last_frame_repeat_it(sequential, source):
+    frames, _ = sequential
+    last = source.get_frame(3)
+    for n in (10, 11):
+        assert np.array_equal(planes(frames[n]), planes(last))
+        assert frames[n].props[SOURCE_PROP] == 3
+        assert "_AbsoluteTime" not in frames[n].props
+
+
+def test_each_frame_and_pair_is_computed_once(sequential):
+    _, calls = sequential
+    # 4 source frames, 3 pairs, 2 timestamps per pair; the tail needs no network.
+    assert calls == Counter(frame_features=4, pair_features=3, synthesize=6)
+
+
+# -- order and threads ----------------------------------------------------------------------
+def test_out_of_order_requests_give_the_sequential_frames(sequential, network, source):
+    frames, _ = sequential
+    output = vsdain.Interpolate(source, 3, model=network)
+    order = [8, 1, 5, 11, 2, 4, 0, 7]
+    for n in order:
+        assert np.array_equal(planes(output.get_frame(n)), planes(frames[n])), n
+
+
+def test_many_threads_give_the_sequential_frames(sequential, network, source):
+    frames, _ = sequential
+    threads = core.num_threads
+    core.num_threads = 6
+    try:
+        output = vsdain.Interpolate(source, 3, model=network)
+        order = list(range(output.num_frames)) * 2
+        random.Random(3).shuffle(order)
+        with ThreadPoolExecutor(6) as pool:
+            results = list(pool.map(lambda n: (n, planes(output.get_frame(n))), order))
+        # And the way vspipe asks: asynchronous requests ahead of the one being written.
+        streamed = [
+            planes(frame) for frame in vsdain.Interpolate(source, 3, model=network).frames()
+        ]
+    finally:
+        core.num_threads = threads
+    for n, image in results:
+        assert np.array_equal(image, planes(frames[n])), n
+    for n, image in enumerate(streamed):
+        assert np.array_equal(image, planes(frames[n])), n
+
+
+def test_threads_asking_for_one_pair_at_once_compute_it_once(network):
+    output = vsdain.Interpolate(moving_clip(2), 4, model=network)
+    network.calls.clear()
+    with ThreadPoolExecutor(3) as pool:
+        list(pool.map(output.get_frame, [3, 1, 2]))
+    assert network.calls == Counter(frame_features=2, pair_features=1, synthesize=3)
+
+
+def test_rgbh_on_the_cpu_is_computed_in_float32_and_written_as_half(network):
+    arrays = [pattern(n).astype(np.float16).astype(np.float32) for n in range(2)]
+    full = vsdain.Interpolate(clip_from_arrays(arrays), model=network)
+    half = vsdain.Interpolate(clip_from_arrays(arrays, format=vs.RGBH), model=network)
+    assert half.format.id == vs.RGBH
+    expected = planes(full.get_frame(1)).astype(np.float16)
+    assert np.array_equal(planes(half.get_frame(1)), expected)
+
+
+# -- scene cuts -------------------------------------------------------------------------------
+def with_props(clip: vs.VideoNode, frame: int, **props) -> vs.VideoNode:
+    marked = clip[frame].std.SetFrameProps(**props)
+    return (clip[:frame] + marked if frame else marked) + clip[frame + 1 :]
+
+
+@pytest.mark.parametrize(("frame", "prop"), [(1, "_SceneChangeNext"), (2, "_SceneChangePrev")])
+def test_a_cut_marked_by_another_detector_repeats_the_left_frame(network, frame, prop):
+    clip = with_props(moving_clip(4), frame, **{prop: 1})
+    output = vsdain.Interpolate(clip, 3, model=network)
+    left = clip.get_frame(1)
+    for n, last in ((4, False), (5, True)):
+        out = output.get_frame(n)
+        assert np.array_equal(planes(out), planes(left))
+        assert "_AbsoluteTime" not in out.props
+        assert out.props.get("_SceneChangeNext", 0) == int(last)
+        assert "_SceneChangePrev" not in out.props
+        assert duration(out) == Fraction(1001, 72000)
+
+
+def test_sc_false_interpolates_across_marked_cuts(network):
+    clip = with_props(moving_clip(3), 1, _SceneChangeNext=1)
+    output = vsdain.Interpolate(clip, model=network, sc=False)
+    assert not np.array_equal(planes(output.get_frame(3)), planes(clip.get_frame(1)))
+
+
+def test_the_built_in_detector_stops_interpolation_at_a_splice(network):
+    shot_b = [1.0 - pattern(n)[::-1] for n in range(3)]
+    clip = clip_from_arrays([pattern(n) for n in range(3)] + shot_b)
+    output = vsdain.Interpolate(clip, model=network)
+    assert np.array_equal(planes(output.get_frame(5)), planes(clip.get_frame(2)))
+    assert output.get_frame(5).props["_SceneChangeNext"] == 1
+    with_high_threshold = vsdain.Interpolate(clip, model=network, sc_threshold=1e6)
+    assert not np.array_equal(planes(with_high_threshold.get_frame(5)), planes(clip.get_frame(2)))
+
+
+# -- Big Buck Bunny --------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def small_bunny(shared_data) -> vs.VideoNode:
+    path = shared_data / "clips" / "big_buck_bunny_0_30.webm"
+    return core.bs.VideoSource(str(path)).resize.Bicubic(64, 36, format=vs.RGBS, matrix_in_s="709")
+
+
+def test_big_buck_bunny_slots_repeat_exactly_at_its_three_cuts(small_bunny, network, monkeypatch):
+    # The cut decisions for all 719 pairs, without running the network 716 times: every
+    # interpolated slot becomes -1 (bicubic ringing leaves source values just below 0, so
+    # the check is equality with the left frame).
+    def marker(self, left, t, timestamps, left_frame, right_frame):
+        return np.full((3, small_bunny.height, small_bunny.width), -1.0, np.float32)
+
+    monkeypatch.setattr(PairCache, "interpolated", marker)
+    output = vsdain.Interpolate(small_bunny, model=network)
+    repeated = []
+    for k, frame in enumerate(output[1::2].frames()):
+        image = planes(frame)
+        if np.array_equal(image, planes(small_bunny.get_frame(k))):
+            repeated.append(k)
+            assert frame.props.get("_SceneChangeNext", 0) == int(k < small_bunny.num_frames - 1)
+        else:
+            assert (image == -1).all()
+    # The last slot repeats the final frame (no next frame), whatever the detector says.
+    assert repeated == [282, 375, 550, small_bunny.num_frames - 1]
+
+
+def test_big_buck_bunny_runs_the_network_beside_a_cut(small_bunny, network):
+    clip = small_bunny[281:285]
+    output = vsdain.Interpolate(clip, model=network)
+    cut = output.get_frame(3)
+    assert np.array_equal(planes(cut), planes(clip.get_frame(1)))
+    for n, left in ((1, 0), (5, 2)):
+        image = planes(output.get_frame(n))
+        assert not np.array_equal(image, planes(clip.get_frame(left)))
+
+
+# -- weights and output streams -----------------------------------------------------------------
+def test_weights_path_loads_the_checkpoint(tmp_path, source):
+    from checkpoints import random_state_dict, write_random_checkpoint
+
+    state = random_state_dict(seed=3)
+    path = write_random_checkpoint(tmp_path / "best.pth", state_dict=state)
+    reference = vsdain.DAIN()
+    reference.load_state_dict(state)
+    loaded = vsdain.Interpolate(source[:2], weights=str(path), device="cpu")
+    given = vsdain.Interpolate(source[:2], model=reference.eval())
+    assert np.array_equal(planes(loaded.get_frame(1)), planes(given.get_frame(1)))
+
+
+def test_nothing_is_written_to_stdout(network, capfd):
+    output = vsdain.Interpolate(moving_clip(2), model=network)
+    for frame in output.frames():
+        planes(frame)
+    assert capfd.readouterr().out == ""
+
+
+def test_model_is_not_moved_or_changed(network, source):
+    before = next(network.parameters()).clone()
+    vsdain.Interpolate(source[:2], model=network).get_frame(1)
+    after = next(network.parameters())
+    assert after.device.type == "cpu" and after.dtype == torch.float32
+    assert torch.equal(before, after)

@@ -1,0 +1,175 @@
+"""Interpolate's argument errors: each names the argument and the fix, and comes before any
+weights are loaded."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import vapoursynth as vs
+from filter_clips import moving_clip, random_network
+
+import vsdain
+from vsdain import weights as weights_module
+
+core = vs.core
+
+
+@pytest.fixture(scope="module")
+def network():
+    return random_network()
+
+
+@pytest.fixture(scope="module")
+def clip():
+    return moving_clip(3)
+
+
+@pytest.fixture
+def no_loading(monkeypatch):
+    """Fails the test if Interpolate tries to load weights."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("weights were loaded before the arguments were checked")
+
+    monkeypatch.setattr(weights_module, "load_model", refuse)
+
+
+def expect_error(match: str, *args, **kwargs) -> str:
+    with pytest.raises(vs.Error, match=match) as raised:
+        vsdain.Interpolate(*args, **kwargs)
+    message = str(raised.value)
+    assert message.startswith("Interpolate: ")
+    return message
+
+
+def blank(format=vs.RGBS, **kwargs) -> vs.VideoNode:
+    return core.std.BlankClip(format=format, width=64, height=48, length=4, **kwargs)
+
+
+# -- clip -------------------------------------------------------------------------------------
+def test_yuv_clip_names_the_resize_call(network):
+    message = expect_error("RGBS or RGBH", blank(vs.YUV420P8), model=network)
+    assert "YUV420P8" in message
+    assert "clip.resize.Bicubic(format=vs.RGBS, matrix_in_s='709')" in message
+
+
+@pytest.mark.parametrize("format", [vs.RGB24, vs.RGB48, vs.GRAYS])
+def test_other_formats_name_a_plain_conversion(network, format):
+    message = expect_error("RGBS or RGBH", blank(format), model=network)
+    assert "clip.resize.Point(format=vs.RGBS)" in message
+
+
+def test_variable_format_and_size(network):
+    expect_error("constant format", core.std.BlankClip(varformat=True, length=4), model=network)
+    expect_error("constant frame size", blank(varsize=True), model=network)
+
+
+def test_too_short(network):
+    expect_error("at least 2 frames, got 1", blank()[0], model=network)
+
+
+def test_not_a_clip(network):
+    expect_error("clip must be a vs.VideoNode", "clip.mkv", model=network)
+
+
+def test_variable_frame_rate_points_at_assume_fps(network):
+    spliced = blank(fpsnum=24) + blank(fpsnum=25)
+    expect_error(r"variable frame rate.*std\.AssumeFPS", spliced, model=network)
+
+
+# -- rate -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("multi", [1, 0, -2, 2.5, True, "2"])
+def test_bad_multi(network, clip, multi):
+    expect_error("multi must be an integer >= 2", clip, multi, model=network)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"fps_num": 0}, "fps_num must be a positive integer"),
+        ({"fps_num": 59.94}, "fps_num must be a positive integer"),
+        ({"fps_num": 60000, "fps_den": 0}, "fps_den must be a positive integer"),
+        ({"fps_den": 1001}, "fps_den was given without fps_num"),
+        ({"multi": 3, "fps_num": 60}, "either multi"),
+        ({"fps_num": 1_000_003}, "simpler rate"),
+    ],
+)
+def test_bad_rate(network, clip, kwargs, match):
+    expect_error(match, clip, model=network, **kwargs)
+
+
+# -- scene change -----------------------------------------------------------------------------
+@pytest.mark.parametrize("threshold", [0, -1.0, float("nan"), float("inf"), "3", True])
+def test_bad_sc_threshold(network, clip, threshold):
+    expect_error(
+        "sc_threshold must be a positive number", clip, sc_threshold=threshold, model=network
+    )
+
+
+def test_sc_threshold_without_detection(network, clip):
+    expect_error("no effect with sc=False", clip, sc=False, sc_threshold=3.0, model=network)
+
+
+def test_sc_must_be_a_bool(network, clip):
+    expect_error("sc must be True or False", clip, sc="yes", model=network)
+
+
+# -- weights, device, precision -----------------------------------------------------------------
+def test_missing_weights_name_the_download_command(clip, tmp_path, no_loading):
+    message = expect_error("not found", clip, weights=str(tmp_path / "nothing.pth"))
+    assert "python -m vsdain download" in message
+
+
+def test_missing_default_weights_name_the_download_command(clip, tmp_path, monkeypatch):
+    monkeypatch.setenv("VSDAIN_WEIGHTS_DIR", str(tmp_path))
+    message = expect_error("not found", clip, device="cpu")
+    assert "python -m vsdain download" in message
+    assert str(tmp_path) in message
+
+
+def test_unreadable_weights_become_a_vs_error(clip, tmp_path):
+    broken = tmp_path / "best.pth"
+    broken.write_bytes(b"not a checkpoint")
+    expect_error("cannot read", clip, weights=str(broken), device="cpu")
+
+
+def test_weights_must_be_a_path(clip, no_loading):
+    expect_error("weights must be a path", clip, weights=42)
+
+
+def test_every_argument_is_checked_before_loading(clip, tmp_path, no_loading):
+    present = tmp_path / "best.pth"
+    present.write_bytes(b"never read")
+    expect_error("fp16 must be", clip, weights=str(present), device="cpu", fp16="yes")
+    expect_error("multi must be", clip, 1, weights=str(present))
+
+
+@pytest.mark.parametrize("device", ["tpu", "gpu0", 3])
+def test_bad_device(clip, device, no_loading):
+    expect_error("device must be", clip, device=device)
+
+
+@pytest.mark.skipif(
+    torch.cuda.is_available(), reason="checks the message on a machine without CUDA"
+)
+def test_cuda_without_a_gpu(clip, no_loading):
+    expect_error("no CUDA GPU.*device='cpu'", clip, device="cuda:1")
+
+
+def test_fp16_needs_cuda(clip, no_loading):
+    expect_error("fp16=True needs a CUDA device", clip, device="cpu", fp16=True)
+
+
+# -- model= -------------------------------------------------------------------------------------
+def test_model_must_be_a_dain(clip):
+    expect_error("model must be a vsdain.DAIN", clip, model=torch.nn.Linear(1, 1))
+
+
+def test_model_excludes_weights_device_and_fp16(network, clip, tmp_path):
+    expect_error("weights or model, not both", clip, model=network, weights=str(tmp_path))
+    expect_error("move the model yourself", clip, model=network, device="cpu")
+    expect_error("move the model yourself", clip, model=network, fp16=False)
+
+
+def test_model_in_training_mode(clip):
+    expect_error(r"model\.eval\(\)", clip, model=vsdain.DAIN().train())
