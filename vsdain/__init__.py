@@ -9,12 +9,18 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from .filter import Interpolate, SceneCutDetector
     from .model import DAIN
+    from .weights import load_model
 
-__all__ = ["DAIN", "Interpolate", "SceneCutDetector", "__version__"]
+__all__ = ["DAIN", "Interpolate", "SceneCutDetector", "__version__", "load_model"]
 
 # Imported on first use, so `import vsdain` (and the command line) stays quick and works
 # without VapourSynth installed.
-_LAZY = {"Interpolate": ".filter", "SceneCutDetector": ".filter", "DAIN": ".model"}
+_LAZY = {
+    "Interpolate": ".filter",
+    "SceneCutDetector": ".filter",
+    "DAIN": ".model",
+    "load_model": ".weights",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import sys
 
 # name -> (module, one-line help); modules are imported only when their command runs.
 COMMANDS = {
@@ -17,20 +18,27 @@ COMMANDS = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m vsdain", description=__doc__)
+def build_parser(argv: list[str]) -> argparse.ArgumentParser:
+    """Only the chosen command's module is imported (and adds its options): a command's
+    dependencies never slow down or break another command."""
+    parser = argparse.ArgumentParser(
+        prog="python -m vsdain", description="Tools around the vsdain VapourSynth filter."
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    chosen = next((word for word in argv if word in COMMANDS), None)
     for name, (module_name, help_text) in COMMANDS.items():
         command_parser = sub.add_parser(name, help=help_text, description=help_text)
-        module = importlib.import_module(f"{__name__}.{module_name}")
-        module.add_arguments(command_parser)
-        command_parser.set_defaults(module=module)
+        if name == chosen:
+            module = importlib.import_module(f"{__name__}.{module_name}")
+            module.add_arguments(command_parser)
+            command_parser.set_defaults(module=module)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv).parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(name)s: %(message)s",

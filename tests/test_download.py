@@ -1,0 +1,356 @@
+"""Downloading the weights from a local HTTP server: resume, fallback, verification, and
+the message when nothing can be downloaded. No test touches the internet."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import re
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import torch
+from checkpoints import random_state_dict, write_random_checkpoint
+
+from vsdain.commands import download as download_command
+from vsdain.download import DownloadError, Mirror, download_weights, read_manifest
+
+REPO = Path(__file__).resolve().parent.parent
+# Fast retries: the behaviour under test is the same, only the pauses are shorter.
+QUICK = {"timeout": 5.0, "retries": 2, "backoff": 0.01}
+
+
+class FileServer(ThreadingHTTPServer):
+    """Serves ``files`` (URL path -> bytes) on 127.0.0.1 with HTTP Range support.
+
+    Misbehaviour is queued per request: ``cuts`` closes the connection after that many body
+    bytes, ``statuses`` answers with that error status instead of the file.
+    """
+
+    def __init__(self):
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.files: dict[str, bytes] = {}
+        self.requests: list[dict[str, str]] = []
+        self.cuts: list[int] = []
+        self.statuses: list[int] = []
+        self.ignore_range = False
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}{path}"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: FileServer
+
+    def do_GET(self):
+        server = self.server
+        server.requests.append({"path": self.path, **dict(self.headers)})
+        if server.statuses:
+            self.send_error(server.statuses.pop(0))
+            return
+        data = server.files.get(self.path)
+        if data is None:
+            self.send_error(404)
+            return
+        start = 0
+        requested = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range", ""))
+        if requested and not server.ignore_range:
+            start = int(requested[1])
+            if start >= len(data):
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{len(data)}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        else:
+            self.send_response(200)
+        body = memoryview(data)[start:]
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if server.cuts:
+            body = body[: server.cuts.pop(0)]
+        self.wfile.write(body)
+        # HTTP/1.0: the connection closes here, early when the body was cut.
+
+    def log_message(self, format, *args):
+        pass
+
+
+@pytest.fixture(scope="session")
+def checkpoint_bytes(tmp_path_factory) -> bytes:
+    folder = tmp_path_factory.mktemp("served")
+    return write_random_checkpoint(folder / "best.pth", seed=1).read_bytes()
+
+
+@pytest.fixture
+def server(checkpoint_bytes) -> Iterator[FileServer]:
+    server = FileServer()
+    server.files["/best.pth"] = checkpoint_bytes
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+@pytest.fixture
+def dest(tmp_path) -> Path:
+    return tmp_path / "weights"
+
+
+def mirror_of(server: FileServer, path: str = "/best.pth", **known) -> Mirror:
+    return Mirror("best.pth", server.url(path), **known)
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def assert_nothing_left(dest: Path) -> None:
+    assert not (dest / "best.pth").exists()
+    assert not (dest / "best.pth.part").exists()
+
+
+def run_command(*argv: str) -> int:
+    parser = argparse.ArgumentParser()
+    download_command.add_arguments(parser)
+    return download_command.run(parser.parse_args(argv))
+
+
+# Successful downloads.
+
+
+def test_full_download_is_verified_and_saved(server, dest, checkpoint_bytes):
+    digest = hashlib.sha256(checkpoint_bytes).hexdigest()
+    known = {"size": len(checkpoint_bytes), "sha256": digest}
+    log = io.StringIO()
+
+    path = download_weights(dest, [mirror_of(server, **known)], stream=log, **QUICK)
+
+    assert path == dest / "best.pth"
+    assert path.read_bytes() == checkpoint_bytes
+    assert not (dest / "best.pth.part").exists()
+    assert len(server.requests) == 1
+    assert "Range" not in server.requests[0]
+    assert f"sha256 {digest}" in log.getvalue()
+
+
+def test_interrupted_download_resumes_with_a_range_request(server, dest, checkpoint_bytes):
+    half = len(checkpoint_bytes) // 2
+    server.cuts = [half]
+    log = io.StringIO()
+
+    path = download_weights(dest, [mirror_of(server)], stream=log, **QUICK)
+
+    assert path.read_bytes() == checkpoint_bytes
+    assert [request.get("Range") for request in server.requests] == [None, f"bytes={half}-"]
+    assert f"connection closed after {half:,} of {len(checkpoint_bytes):,} bytes" in log.getvalue()
+
+
+def test_part_file_from_an_earlier_run_is_resumed(server, dest, checkpoint_bytes):
+    third = len(checkpoint_bytes) // 3
+    dest.mkdir()
+    (dest / "best.pth.part").write_bytes(checkpoint_bytes[:third])
+
+    path = download_weights(dest, [mirror_of(server)], stream=io.StringIO(), **QUICK)
+
+    assert path.read_bytes() == checkpoint_bytes
+    assert [request.get("Range") for request in server.requests] == [f"bytes={third}-"]
+
+
+def test_server_ignoring_range_restarts_from_the_beginning(server, dest, checkpoint_bytes):
+    server.ignore_range = True
+    server.cuts = [len(checkpoint_bytes) // 2]
+    log = io.StringIO()
+
+    path = download_weights(dest, [mirror_of(server)], stream=log, **QUICK)
+
+    assert path.read_bytes() == checkpoint_bytes
+    assert len(server.requests) == 2
+    assert "Range" in server.requests[1]
+    assert "the server cannot resume downloads; starting again" in log.getvalue()
+
+
+def test_stale_part_file_of_another_file_is_discarded_and_fetched_again(
+    server, dest, checkpoint_bytes
+):
+    dest.mkdir()
+    (dest / "best.pth.part").write_bytes(b"\0" * 1000)
+    log = io.StringIO()
+
+    path = download_weights(dest, [mirror_of(server)], stream=log, **QUICK)
+
+    assert path.read_bytes() == checkpoint_bytes
+    assert [request.get("Range") for request in server.requests] == ["bytes=1000-", None]
+    assert "downloading it again from the start" in log.getvalue()
+
+
+def test_transient_server_errors_are_retried(server, dest, checkpoint_bytes):
+    server.statuses = [503, 503]
+    path = download_weights(dest, [mirror_of(server)], stream=io.StringIO(), **QUICK)
+    assert path.read_bytes() == checkpoint_bytes
+    assert len(server.requests) == 3
+
+
+def test_missing_file_on_first_mirror_falls_back_to_the_second(server, dest, checkpoint_bytes):
+    log = io.StringIO()
+    mirrors = [mirror_of(server, "/gone/best.pth"), mirror_of(server)]
+
+    path = download_weights(dest, mirrors, stream=log, **QUICK)
+
+    assert path.read_bytes() == checkpoint_bytes
+    assert [request["path"] for request in server.requests] == ["/gone/best.pth", "/best.pth"]
+    assert "failed: HTTP 404" in log.getvalue()
+
+
+def test_existing_valid_file_is_kept_unless_forced(server, dest, checkpoint_bytes):
+    existing = write_random_checkpoint(dest / "best.pth", seed=2)
+    before = existing.read_bytes()
+
+    download_weights(dest, [mirror_of(server)], stream=io.StringIO(), **QUICK)
+    assert server.requests == []
+    assert existing.read_bytes() == before
+
+    download_weights(dest, [mirror_of(server)], stream=io.StringIO(), force=True, **QUICK)
+    assert len(server.requests) == 1
+    assert existing.read_bytes() == checkpoint_bytes
+
+
+def test_existing_broken_file_is_replaced(server, dest, checkpoint_bytes):
+    dest.mkdir()
+    (dest / "best.pth").write_bytes(b"not a checkpoint")
+    path = download_weights(dest, [mirror_of(server)], stream=io.StringIO(), **QUICK)
+    assert path.read_bytes() == checkpoint_bytes
+
+
+# Rejected downloads: the file is removed and nothing is left that the filter could load.
+
+
+def flip_middle_byte(data: bytes) -> bytes:
+    damaged = bytearray(data)
+    damaged[len(damaged) // 2] ^= 0xFF
+    return bytes(damaged)
+
+
+@pytest.mark.parametrize(
+    ("served", "known", "reason"),
+    [
+        pytest.param(flip_middle_byte, "sha256", "has sha256", id="corrupted_with_known_hash"),
+        pytest.param(lambda data: data[: len(data) // 2], None, "truncated", id="truncated"),
+        pytest.param(lambda data: data[:-1], "size", "bytes; http", id="wrong_size"),
+    ],
+)
+def test_file_failing_verification_is_removed(
+    server, dest, checkpoint_bytes, served, known, reason
+):
+    server.files["/best.pth"] = served(checkpoint_bytes)
+    details = {
+        None: {},
+        "sha256": {"sha256": hashlib.sha256(checkpoint_bytes).hexdigest()},
+        "size": {"size": len(checkpoint_bytes)},
+    }[known]
+
+    with pytest.raises(DownloadError, match=reason):
+        download_weights(dest, [mirror_of(server, **details)], stream=io.StringIO(), **QUICK)
+    assert_nothing_left(dest)
+
+
+def test_checkpoint_with_another_layout_is_removed(server, dest):
+    state = random_state_dict(seed=3)
+    del state["initScaleNets_filter.0.weight"]
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    server.files["/best.pth"] = buffer.getvalue()
+
+    with pytest.raises(DownloadError, match=r"1 missing key \(initScaleNets_filter\.0\.weight\)"):
+        download_weights(dest, [mirror_of(server)], stream=io.StringIO(), **QUICK)
+    assert_nothing_left(dest)
+
+
+# Failures and the command line.
+
+
+def test_no_network_gives_a_clear_message_and_nonzero_exit(dest, capsys):
+    url = f"http://127.0.0.1:{closed_port()}/best.pth"
+
+    code = run_command("--dest", str(dest), "--url", url, "--retries", "0")
+
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert out == ""
+    assert f"{url}: cannot connect" in err
+    assert f"put it at\n  {dest.absolute() / 'best.pth'}\n" in err
+    assert_nothing_left(dest)
+
+
+def test_unresponsive_server_times_out_and_retries(dest):
+    with socket.socket() as silent:  # accepts connections (in the backlog), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/best.pth"
+        log = io.StringIO()
+        with pytest.raises(DownloadError, match="gave up after 2 attempts"):
+            download_weights(
+                dest, [Mirror("best.pth", url)], timeout=0.2, retries=1, backoff=0.01, stream=log
+            )
+    assert "retrying in" in log.getvalue()
+
+
+def test_command_reports_progress_on_stderr_only(server, dest, checkpoint_bytes, capsys):
+    code = run_command("--dest", str(dest), "--url", server.url("/best.pth"))
+
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert out == ""
+    assert "100%" in err
+    assert "MB/s" in err
+    assert "\r" not in err  # not a terminal: plain lines
+    assert (dest / "best.pth").read_bytes() == checkpoint_bytes
+
+
+def test_progress_redraws_one_line_on_a_terminal(server, dest):
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    log = Terminal()
+    download_weights(dest, [mirror_of(server)], stream=log, **QUICK)
+    assert "\r" in log.getvalue()
+
+
+# The manifest.
+
+
+def test_manifest_lists_the_community_mirror_first_and_the_original_host_last():
+    mirrors = read_manifest(REPO / "models" / "manifest.tsv")
+    assert [mirror.filename for mirror in mirrors] == ["best.pth", "best.pth"]
+    assert mirrors[0].url == (
+        "https://raw.githubusercontent.com/BurguerJohn/Dain-App/master/model_weights/best.pth"
+    )
+    assert mirrors[-1].url == "http://vllab1.ucmerced.edu/~wenbobao/DAIN/best.pth"
+
+
+def test_manifest_fields_are_parsed_and_checked(tmp_path):
+    manifest = tmp_path / "manifest.tsv"
+    digest = "ab" * 32
+    manifest.write_text(
+        "# comment\n\nbest.pth\t123\t" + digest + "\thttp://a/best.pth\n"
+        "best.pth\t-\t-\thttp://b/best.pth\n"
+    )
+    assert read_manifest(manifest) == [
+        Mirror("best.pth", "http://a/best.pth", size=123, sha256=digest),
+        Mirror("best.pth", "http://b/best.pth"),
+    ]
+    manifest.write_text("best.pth\t-\thttp://a/best.pth\n")
+    with pytest.raises(DownloadError, match=r"manifest.tsv:1: expected 4"):
+        read_manifest(manifest)

@@ -1,0 +1,417 @@
+"""Fetching the released DAIN weights: mirrors from ``manifest.tsv``, resumable HTTP
+downloads, and verification before a file is put where the filter will find it.
+
+A download goes to ``<dest>/best.pth.part``. It is renamed to ``best.pth`` only after it
+loads with ``weights_only=True`` and matches the DAIN network key for key and shape for
+shape (and the size and sha256 the manifest gives, where it gives them). A file that fails is
+deleted and the next mirror is tried. An interrupted download leaves the ``.part`` file,
+which the next run resumes with an HTTP Range request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import site
+import socket
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from . import __version__
+from .weights import (
+    WEIGHTS_DIR_ENV,
+    WEIGHTS_FILENAME,
+    WeightsError,
+    check_layout,
+    checkout_dir,
+    default_download_dir,
+    load_state_dict_file,
+)
+
+MANIFEST_FILENAME = "manifest.tsv"
+PART_SUFFIX = ".part"
+
+_CHUNK_BYTES = 1 << 20
+_MAX_BACKOFF_S = 60.0
+# 408 Request Timeout, 425 Too Early, 429 Too Many Requests: worth asking again later.
+_TRANSIENT_CLIENT_STATUSES = {408, 425, 429}
+
+
+class DownloadError(RuntimeError):
+    """No mirror gave a file that passed verification, or the mirror list is unusable."""
+
+
+@dataclass(frozen=True)
+class Mirror:
+    """One known copy of a checkpoint: a line of ``manifest.tsv``.
+
+    size: bytes, None when unknown. sha256: lowercase hex digest, None when unknown.
+    """
+
+    filename: str
+    url: str
+    size: int | None = None
+    sha256: str | None = None
+
+
+def manifest_paths() -> list[Path]:
+    """Where ``manifest.tsv`` is looked for, in order: the source checkout's ``models/``,
+    then ``share/vsdain/`` under the environment's prefix and the user base (where a
+    wheel's data files are installed)."""
+    paths = []
+    checkout = checkout_dir()
+    if checkout is not None:
+        paths.append(checkout / "models" / MANIFEST_FILENAME)
+    for prefix in (sys.prefix, site.getuserbase()):
+        path = Path(prefix) / "share" / "vsdain" / MANIFEST_FILENAME
+        if path not in paths:
+            paths.append(path)
+    return paths
+
+
+def find_manifest() -> Path | None:
+    """The first of :func:`manifest_paths` that exists, or None."""
+    return next((path for path in manifest_paths() if path.is_file()), None)
+
+
+def read_manifest(path: str | os.PathLike[str] | None = None) -> list[Mirror]:
+    """The mirrors listed in a manifest (default: :func:`find_manifest`), in file order.
+
+    Format: one mirror per line, four tab-separated fields (file name, size in bytes,
+    sha256, URL), ``-`` for an unknown size or hash; ``#`` starts a comment line.
+    """
+    if path is None:
+        path = find_manifest()
+        if path is None:
+            looked = "\n".join(f"  {candidate}" for candidate in manifest_paths())
+            raise DownloadError(
+                f"the list of download mirrors ({MANIFEST_FILENAME}) was not found. Looked "
+                f"in:\n{looked}\nPass a URL with --url instead."
+            )
+    path = Path(path)
+    mirrors = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        fields = line.split()
+        if len(fields) != 4:
+            raise DownloadError(
+                f"{path}:{number}: expected 4 tab-separated fields (file name, size, sha256, "
+                f"URL), found {len(fields)}"
+            )
+        filename, size, sha256, url = fields
+        if size != "-" and not size.isdigit():
+            raise DownloadError(f"{path}:{number}: size must be a byte count or -, got {size}")
+        if sha256 != "-" and (len(sha256) != 64 or not _is_hex(sha256)):
+            raise DownloadError(f"{path}:{number}: sha256 must be 64 hex digits or -")
+        mirrors.append(
+            Mirror(
+                filename=filename,
+                url=url,
+                size=None if size == "-" else int(size),
+                sha256=None if sha256 == "-" else sha256.lower(),
+            )
+        )
+    return mirrors
+
+
+def verify_weights(path: str | os.PathLike[str], mirror: Mirror | None = None) -> str:
+    """Check a downloaded checkpoint; return its sha256 (hex).
+
+    Raises :class:`vsdain.weights.WeightsError` when the size or hash differs from what
+    ``mirror`` lists, when the file does not load with ``weights_only=True``, or when its
+    tensors do not match the DAIN network key for key and shape for shape.
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    if mirror is not None and mirror.size is not None and size != mirror.size:
+        raise WeightsError(f"{path} is {size:,} bytes; {mirror.url} should give {mirror.size:,}")
+    digest = _sha256(path)
+    if mirror is not None and mirror.sha256 is not None and digest != mirror.sha256:
+        raise WeightsError(f"{path} has sha256 {digest}; {mirror.url} should give {mirror.sha256}")
+    check_layout(load_state_dict_file(path))
+    return digest
+
+
+def download_weights(
+    dest: str | os.PathLike[str] | None = None,
+    mirrors: Sequence[Mirror] | None = None,
+    *,
+    timeout: float = 60.0,
+    retries: int = 3,
+    backoff: float = 2.0,
+    force: bool = False,
+    stream: TextIO | None = None,
+) -> Path:
+    """Download and verify ``best.pth``; return its path.
+
+    dest: folder to save into (default :func:`vsdain.weights.default_download_dir`).
+    mirrors: tried in order (default: the ``best.pth`` lines of the manifest).
+    timeout: seconds to wait for a connection or for the next bytes of a response.
+    retries: further attempts per mirror after a failure that made no progress (timeouts,
+        dropped connections, HTTP 5xx); an attempt that received data resumes at once and
+        does not count. Missing files (HTTP 4xx), unknown hosts and refused connections
+        move on to the next mirror straight away.
+    backoff: seconds before the first retry; doubled for each further one, at most 60.
+    force: replace an existing ``best.pth`` even if it passes verification.
+    stream: where progress and status lines go (default ``sys.stderr``).
+    Raises :class:`DownloadError`, whose message says where to put a hand-obtained file.
+    """
+    out = sys.stderr if stream is None else stream
+    dest = (Path(dest).expanduser() if dest is not None else default_download_dir()).absolute()
+    target = dest / WEIGHTS_FILENAME
+    part = target.with_name(target.name + PART_SUFFIX)
+    if mirrors is None:
+        mirrors = [mirror for mirror in read_manifest() if mirror.filename == WEIGHTS_FILENAME]
+    if not mirrors:
+        raise DownloadError(f"no mirror to download {WEIGHTS_FILENAME} from")
+
+    if target.is_file() and not force:
+        try:
+            verify_weights(target)
+        except WeightsError as error:
+            out.write(f"existing {target} fails verification ({error}); replacing it\n")
+        else:
+            out.write(f"{target} is already present and valid; use --force to download again\n")
+            return target
+
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise DownloadError(f"cannot create {dest}: {error}") from error
+
+    failures = []
+    for mirror in mirrors:
+        out.write(f"downloading {mirror.url}\n")
+        try:
+            digest = _download_from(mirror, part, timeout, retries, backoff, out)
+        except _MirrorFailed as error:
+            out.write(f"  failed: {error}\n")
+            failures.append(f"  {mirror.url}: {error}")
+            continue
+        os.replace(part, target)
+        out.write(f"saved {target} ({target.stat().st_size:,} bytes, sha256 {digest})\n")
+        return target
+
+    raise DownloadError(
+        f"could not download {WEIGHTS_FILENAME} from any mirror:\n"
+        + "\n".join(failures)
+        + f"\nIf you obtain {WEIGHTS_FILENAME} by other means, put it at\n  {target}\n"
+        f"(or in the folder named by ${WEIGHTS_DIR_ENV}) and check it with "
+        f"`python -m vsdain info`."
+    )
+
+
+class _MirrorFailed(Exception):
+    """This mirror cannot give a verified file; the next one should be tried."""
+
+
+class _Transient(Exception):
+    """An attempt failed in a way that another attempt may not."""
+
+
+def _download_from(
+    mirror: Mirror, part: Path, timeout: float, retries: int, backoff: float, out: TextIO
+) -> str:
+    resumed = part.is_file() and part.stat().st_size > 0
+    _fetch(mirror.url, part, timeout, retries, backoff, out)
+    try:
+        return verify_weights(part, mirror)
+    except WeightsError as error:
+        part.unlink(missing_ok=True)
+        if not resumed:
+            raise _MirrorFailed(f"rejected the file: {error}") from None
+    # The bytes resumed from may have come from another mirror or another file.
+    out.write("  the resumed file failed verification; downloading it again from the start\n")
+    return _download_from(mirror, part, timeout, retries, backoff, out)
+
+
+def _fetch(url: str, part: Path, timeout: float, retries: int, backoff: float, out: TextIO) -> None:
+    failures = 0
+    while True:
+        size_before = _size(part)
+        try:
+            _request(url, part, timeout, out)
+            return
+        except urllib.error.HTTPError as error:
+            problem = f"HTTP {error.code} {error.reason}"
+            if error.code < 500 and error.code not in _TRANSIENT_CLIENT_STATUSES:
+                raise _MirrorFailed(problem) from None
+        except urllib.error.URLError as error:
+            # No such host, nothing listening, or a URL urllib cannot fetch (its reason is
+            # then a string): another attempt seconds later will not help.
+            if not isinstance(error.reason, OSError) or isinstance(
+                error.reason, (socket.gaierror, ConnectionRefusedError)
+            ):
+                raise _MirrorFailed(f"cannot connect: {error.reason}") from None
+            problem = f"cannot connect: {error.reason}"
+        except ValueError as error:  # a malformed URL
+            raise _MirrorFailed(str(error)) from None
+        except (_Transient, OSError, http.client.HTTPException) as error:
+            problem = str(error) or type(error).__name__
+
+        if _size(part) > size_before:
+            out.write(f"  {problem}; resuming\n")
+            continue
+        failures += 1
+        if failures > retries:
+            attempts = "attempt" if failures == 1 else "attempts"
+            raise _MirrorFailed(f"{problem} (gave up after {failures} {attempts})")
+        delay = min(backoff * 2 ** (failures - 1), _MAX_BACKOFF_S)
+        out.write(f"  {problem}; retrying in {delay:g} s (retry {failures} of {retries})\n")
+        time.sleep(delay)
+
+
+def _request(url: str, part: Path, timeout: float, out: TextIO) -> None:
+    """One HTTP request, appending to ``part`` when the server honours a resume range."""
+    offset = _size(part)
+    headers = {"User-Agent": f"vsdain/{__version__}"}
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+    try:
+        response = urllib.request.urlopen(
+            urllib.request.Request(url, headers=headers), timeout=timeout
+        )
+    except urllib.error.HTTPError as error:
+        if error.code != 416 or not offset:
+            raise
+        # 416 Range Not Satisfiable: the .part may already hold the whole file.
+        _, total = _parse_content_range(error.headers.get("Content-Range"))
+        error.close()
+        if total == offset:
+            return
+        part.unlink()
+        raise _Transient("the server refused to resume; starting again") from None
+
+    with response:
+        if response.status == 206:
+            start, total = _parse_content_range(response.headers.get("Content-Range"))
+            if start != offset:
+                part.unlink()
+                raise _Transient(f"the server resumed at byte {start}, not {offset}")
+            out.write(f"  resuming at {_megabytes(offset)}\n")
+            mode = "ab"
+        else:
+            if offset:
+                out.write("  the server cannot resume downloads; starting again\n")
+            offset, total = 0, _content_length(response)
+            mode = "wb"
+        length = _content_length(response)
+        progress = _Progress(out, offset, total)
+        with part.open(mode) as file:
+            while chunk := response.read(_CHUNK_BYTES):
+                file.write(chunk)
+                progress.advance(len(chunk))
+        progress.finish()
+    received = _size(part) - offset
+    if length is not None and received < length:
+        # http.client returns a short body without complaint when the peer hangs up.
+        raise _Transient(f"connection closed after {received:,} of {length:,} bytes")
+
+
+class _Progress:
+    """Bytes, percentage and speed on one redrawn line for a terminal; a line per tenth
+    (or per 10 MB when the total is unknown) otherwise, so logs stay readable."""
+
+    _REDRAW_S = 0.1
+    _LINE_EVERY_BYTES = 10_000_000
+
+    def __init__(self, out: TextIO, done: int, total: int | None):
+        self._out = out
+        self._interactive = _is_terminal(out)
+        self._start_done = self._done = done
+        self._total = total
+        self._started = self._last_drawn = time.monotonic()
+        self._last_step = self._step()
+        self._last_line_done = -1
+
+    def advance(self, count: int) -> None:
+        self._done += count
+        if self._interactive:
+            if time.monotonic() - self._last_drawn >= self._REDRAW_S:
+                self._out.write("\r" + self._status())
+                self._out.flush()
+                self._last_drawn = time.monotonic()
+        elif self._step() != self._last_step:
+            self._last_step = self._step()
+            self._write_line()
+
+    def finish(self) -> None:
+        if self._interactive:
+            self._out.write("\r" + self._status() + "\n")
+        elif self._done != self._last_line_done:
+            self._write_line()
+        self._out.flush()
+
+    def _write_line(self) -> None:
+        self._out.write(f"  {self._status()}\n")
+        self._last_line_done = self._done
+
+    def _step(self) -> int:
+        if self._total:
+            return 10 * self._done // self._total
+        return self._done // self._LINE_EVERY_BYTES
+
+    def _status(self) -> str:
+        elapsed = max(time.monotonic() - self._started, 1e-6)
+        speed = (self._done - self._start_done) / elapsed / 1e6
+        if self._total:
+            return (
+                f"{self._done / 1e6:6.1f} of {self._total / 1e6:.1f} MB "
+                f"{100 * self._done / self._total:3.0f}%  {speed:6.1f} MB/s"
+            )
+        return f"{self._done / 1e6:6.1f} MB  {speed:6.1f} MB/s"
+
+
+def _parse_content_range(value: str | None) -> tuple[int | None, int | None]:
+    """``bytes START-END/TOTAL`` or ``bytes */TOTAL`` -> (START, TOTAL); None where absent."""
+    if not value or not value.startswith("bytes "):
+        return None, None
+    span, _, total = value.removeprefix("bytes ").partition("/")
+    start = span.partition("-")[0]
+    return (
+        int(start) if start.isdigit() else None,
+        int(total) if total.isdigit() else None,
+    )
+
+
+def _content_length(response: http.client.HTTPResponse) -> int | None:
+    value = response.headers.get("Content-Length")
+    return int(value) if value and value.isdigit() else None
+
+
+def _is_terminal(out: TextIO) -> bool:
+    try:
+        return out.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        while block := file.read(_CHUNK_BYTES):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _megabytes(count: int) -> str:
+    return f"{count / 1e6:.1f} MB"
+
+
+def _is_hex(text: str) -> bool:
+    return all(char in "0123456789abcdefABCDEF" for char in text)
