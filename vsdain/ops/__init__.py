@@ -4,6 +4,20 @@ Each op has a pure-PyTorch reference (runs on any device, differentiable) and a 
 kernel; the public functions below dispatch between them (see :mod:`vsdain.ops.dispatch`).
 """
 
-from .dispatch import adaptive_warp, correlation, project_flow
+from .dispatch import (
+    OPS_ENV,
+    OpsBackendError,
+    adaptive_warp,
+    correlation,
+    describe_backend,
+    project_flow,
+)
 
-__all__ = ["adaptive_warp", "correlation", "project_flow"]
+__all__ = [
+    "OPS_ENV",
+    "OpsBackendError",
+    "adaptive_warp",
+    "correlation",
+    "describe_backend",
+    "project_flow",
+]
