@@ -53,7 +53,9 @@ def compile_to_cubin(source: str, name: str, architecture: str) -> tuple[bytes, 
         (compiled,) = api.nvrtcCompileProgram(program, len(options), options)
         result, log_size = api.nvrtcGetProgramLogSize(program)
         _check(result, "nvrtcGetProgramLogSize")
-        log = b" " * log_size
+        # A fresh, writable buffer: NVRTC writes into it. (Never b" " * n: CPython shares the
+        # one-byte and empty bytes objects, and writing into them corrupts the interpreter.)
+        log = bytearray(log_size)
         (result,) = api.nvrtcGetProgramLog(program, log)
         _check(result, "nvrtcGetProgramLog")
         log_text = log.rstrip(b"\0").decode(errors="replace").strip()
@@ -61,10 +63,10 @@ def compile_to_cubin(source: str, name: str, architecture: str) -> tuple[bytes, 
             raise NvrtcError(f"{name} for {architecture}: {compiled}\n{log_text}")
         result, cubin_size = api.nvrtcGetCUBINSize(program)
         _check(result, "nvrtcGetCUBINSize")
-        cubin = b" " * cubin_size
+        cubin = bytearray(cubin_size)
         (result,) = api.nvrtcGetCUBIN(program, cubin)
         _check(result, "nvrtcGetCUBIN")
-        return cubin, log_text
+        return bytes(cubin), log_text
     finally:
         api.nvrtcDestroyProgram(program)
 
