@@ -93,7 +93,12 @@ def test_subnetwork_shapes(random_dain):
         assert torch.equal(features.context[:, :3], image)  # the context starts with the image
         assert torch.equal(features.context[:, 195:], features.log_depth)
         assert [level.shape[1:] for level in features.pyramid] == [
-            (16, 64, 96), (32, 32, 48), (64, 16, 24), (96, 8, 12), (128, 4, 6), (196, 2, 3)
+            (16, 64, 96),
+            (32, 32, 48),
+            (64, 16, 24),
+            (96, 8, 12),
+            (128, 4, 6),
+            (196, 2, 3),
         ]
         coarse = random_dain.flownets.decode(features.pyramid, features.pyramid)
         assert coarse.shape == (2, 2, 32, 48)
@@ -193,8 +198,12 @@ def test_identical_frames_with_zero_motion_average_projection_gives_blend_of_ima
         kernel[:, [5, 6, 9, 10]] = 1.0
         zero_flow = torch.zeros(1, 2, 64, 64)
         pair = type(pair)(
-            first=features, second=features, flow_forward=zero_flow, flow_backward=zero_flow,
-            kernel_first=kernel, kernel_second=kernel,
+            first=features,
+            second=features,
+            flow_forward=zero_flow,
+            flow_backward=zero_flow,
+            kernel_first=kernel,
+            kernel_second=kernel,
         )
         result = model.synthesize(pair, 0.25)
     torch.testing.assert_close(result.blend, image, rtol=1e-6, atol=1e-6)

@@ -48,16 +48,33 @@ def main() -> int:
         try:
             args.weights = find_weights(str(args.weights) if args.weights else None)
         except WeightsNotFoundError as error:
-            return fail(f"{error}\n(or run the labelled smoke test: tools/demo.sh --random-weights)")
+            return fail(
+                f"{error}\n(or run the labelled smoke test: tools/demo.sh --random-weights)"
+            )
     args.out.mkdir(parents=True, exist_ok=True)
     video = args.out / "interpolated.y4m"
     vspipe = Path(sys.executable).with_name("vspipe")
     command = [
-        str(vspipe), "-c", "y4m", str(REPO / "examples" / "demo.vpy"), str(video),
-        "-a", f"clip={args.clip}", "-a", f"first={args.first}", "-a", f"frames={args.frames}",
-        "-a", f"multi={args.multi}", "-a", f"width={args.width}",
-        "-a", f"weights={args.weights or ''}",
-        "-a", f"random_weights={int(args.random_weights)}", "--progress",
+        str(vspipe),
+        "-c",
+        "y4m",
+        str(REPO / "examples" / "demo.vpy"),
+        str(video),
+        "-a",
+        f"clip={args.clip}",
+        "-a",
+        f"first={args.first}",
+        "-a",
+        f"frames={args.frames}",
+        "-a",
+        f"multi={args.multi}",
+        "-a",
+        f"width={args.width}",
+        "-a",
+        f"weights={args.weights or ''}",
+        "-a",
+        f"random_weights={int(args.random_weights)}",
+        "--progress",
     ]
     print("demo: " + " ".join(command), file=sys.stderr)
     started = time.perf_counter()
@@ -77,8 +94,11 @@ def write_before_after(video: Path, args: argparse.Namespace) -> Path:
     core = vs.core
     clip = core.bs.VideoSource(str(video)).resize.Bicubic(format=vs.RGB24, matrix_in_s="709")
     panels = []
-    for index, caption in ((0, "source frame"), (1, "interpolated t=1/%d" % args.multi),
-                           (args.multi, "next source frame")):
+    for index, caption in (
+        (0, "source frame"),
+        (1, f"interpolated t=1/{args.multi}"),
+        (args.multi, "next source frame"),
+    ):
         frame = clip.get_frame(index)
         rgb = np.stack([np.asarray(frame[plane]) for plane in range(3)], axis=-1)
         panel = Image.fromarray(rgb)

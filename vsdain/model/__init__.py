@@ -3,4 +3,4 @@
 from .dain import DAIN, FrameFeatures, PairFeatures, Synthesis
 from .padding import Padding
 
-__all__ = ["DAIN", "FrameFeatures", "PairFeatures", "Padding", "Synthesis"]
+__all__ = ["DAIN", "FrameFeatures", "Padding", "PairFeatures", "Synthesis"]

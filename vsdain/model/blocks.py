@@ -21,5 +21,7 @@ class DilatedResidualBlock(nn.Module):
         self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        residual = torch.relu(self.conv1(x))
-        return torch.relu(self.conv2(residual) + x)
+        # In place on the fresh convolution outputs: no full-size temporaries (on the CPU
+        # each one costs page faults), and autograd needs neither convolution's output.
+        residual = self.conv1(x).relu_()
+        return self.conv2(residual).add_(x).relu_()

@@ -18,13 +18,16 @@ class ContextExtractor(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.block1 = nn.Sequential(
-            nn.Conv2d(3, CONTEXT_FEATURES, 7, padding=3, bias=False), nn.ReLU()
+            nn.Conv2d(3, CONTEXT_FEATURES, 7, padding=3, bias=False), nn.ReLU(inplace=True)
         )
         self.block2 = DilatedResidualBlock(CONTEXT_FEATURES, dilation=4)
         self.block3 = DilatedResidualBlock(CONTEXT_FEATURES, dilation=8)
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
+    def levels(self, image: torch.Tensor) -> list[torch.Tensor]:
+        """The three learned (B, 64, H, W) levels, without the image in front."""
         level1 = self.block1(image)
         level2 = self.block2(level1)
-        level3 = self.block3(level2)
-        return torch.cat([image, level1, level2, level3], dim=1)
+        return [level1, level2, self.block3(level2)]
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return torch.cat([image, *self.levels(image)], dim=1)

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..ops import adaptive_warp, project_flow
+from . import layout
 from .context import ContextExtractor
 from .depth import build_depth_net
 from .flow import FLOW_NET_DIVISOR, FLOW_RESOLUTION, FLOW_SCALE, PWCNet
@@ -22,6 +23,7 @@ from .synthesis import FrameSynthesis
 # Inverse depth is 1e-6 + 1 / exp(log_depth) in the reference: the epsilon keeps every splat
 # weight positive, so a projected pixel always has a non-zero count.
 INVERSE_DEPTH_EPSILON = 1e-6
+IMAGE_CHANNELS = 3  # the context's first channels are the image itself
 
 Projection = Literal["depth", "average"]
 
@@ -109,15 +111,20 @@ class DAIN(nn.Module):
     def frame_features(self, image: torch.Tensor) -> FrameFeatures:
         """(B, 3, H, W) padded frame in [0, 1], H and W divisible by 64."""
         _check_divisible(image)
-        log_depth = self.depthNet(image)
+        conv_input = layout.for_convolutions(image)
+        log_depth = self.depthNet(conv_input).contiguous()
         inverse_depth = INVERSE_DEPTH_EPSILON + torch.exp(-log_depth.float())
-        context = torch.cat([self.ctxNet(image), log_depth.detach()], dim=1)
+        # One copy builds the context in the default layout the warps read (the image leads
+        # and is in that layout, so cat produces it); the reference's two cats gave the same.
+        context = torch.cat(
+            [image, *self.ctxNet.levels(conv_input), log_depth.detach()], dim=1
+        ).contiguous()
         return FrameFeatures(
             image=image,
             log_depth=log_depth,
             inverse_depth=inverse_depth,
             context=context,
-            pyramid=self.flownets.features(image),
+            pyramid=self.flownets.features(conv_input),
         )
 
     # -- per pair -------------------------------------------------------------------------
@@ -126,10 +133,10 @@ class DAIN(nn.Module):
         # upsampled flow per timestamp gives the same values and saves one upsample per t.
         return F.interpolate(
             coarse * FLOW_SCALE, scale_factor=FLOW_RESOLUTION, mode="bilinear", align_corners=False
-        )
+        ).contiguous()
 
     def pair_features(self, first: FrameFeatures, second: FrameFeatures) -> PairFeatures:
-        both = torch.cat([first.image, second.image], dim=1)
+        both = layout.for_convolutions(torch.cat([first.image, second.image], dim=1))
         trunk = run_trunk(self.initScaleNets_filter, both)
         return PairFeatures(
             first=first,
@@ -140,8 +147,8 @@ class DAIN(nn.Module):
             flow_backward=self._full_resolution_flow(
                 self.flownets.decode(second.pyramid, first.pyramid)
             ),
-            kernel_first=run_head(self.initScaleNets_filter1, trunk),
-            kernel_second=run_head(self.initScaleNets_filter2, trunk),
+            kernel_first=run_head(self.initScaleNets_filter1, trunk).contiguous(),
+            kernel_second=run_head(self.initScaleNets_filter2, trunk).contiguous(),
         )
 
     # -- per timestamp --------------------------------------------------------------------
@@ -163,15 +170,24 @@ class DAIN(nn.Module):
         first, second = pair.first, pair.second
         flow_to_first = self._project(pair.flow_forward * t, first, fill_holes)
         flow_to_second = self._project(pair.flow_backward * (1.0 - t), second, fill_holes)
-        warped_first = adaptive_warp(first.image, flow_to_first, pair.kernel_first)
-        warped_second = adaptive_warp(second.image, flow_to_second, pair.kernel_second)
-        # The context path sees detached flows and kernels, as in the reference.
-        context_first = adaptive_warp(
-            first.context, flow_to_first.detach(), pair.kernel_first.detach()
-        )
-        context_second = adaptive_warp(
-            second.context, flow_to_second.detach(), pair.kernel_second.detach()
-        )
+        if torch.is_grad_enabled():
+            warped_first = adaptive_warp(first.image, flow_to_first, pair.kernel_first)
+            warped_second = adaptive_warp(second.image, flow_to_second, pair.kernel_second)
+            # The context path sees detached flows and kernels, as in the reference.
+            context_first = adaptive_warp(
+                first.context, flow_to_first.detach(), pair.kernel_first.detach()
+            )
+            context_second = adaptive_warp(
+                second.context, flow_to_second.detach(), pair.kernel_second.detach()
+            )
+        else:
+            # Without gradients the detaching changes nothing, and the image is the context's
+            # first channels warped by the same flow and kernel: one warp gives both, equal
+            # to the separate warps (the warp treats every channel alike).
+            context_first = adaptive_warp(first.context, flow_to_first, pair.kernel_first)
+            context_second = adaptive_warp(second.context, flow_to_second, pair.kernel_second)
+            warped_first = context_first[:, :IMAGE_CHANNELS]
+            warped_second = context_second[:, :IMAGE_CHANNELS]
         blend = (1.0 - t) * warped_first + t * warped_second
         synthesis_input = torch.cat(
             [
@@ -246,8 +262,7 @@ class DAIN(nn.Module):
             self.frame_features(padding.pad(first)), self.frame_features(padding.pad(second))
         )
         return [
-            padding.crop(self.synthesize(pair, float(t)).output).clamp(0.0, 1.0)
-            for t in timestamps
+            padding.crop(self.synthesize(pair, float(t)).output).clamp(0.0, 1.0) for t in timestamps
         ]
 
 

@@ -40,11 +40,12 @@ class SumInputs(nn.Sequential):
 
 
 def _conv_bn_relu(in_channels: int, out_channels: int, kernel: int) -> list[nn.Module]:
-    # The inception BatchNorms have affine=False: running statistics only.
+    # The inception BatchNorms have affine=False: running statistics only. The ReLU works in
+    # place on the BatchNorm's fresh output (BatchNorm's backward needs only its input).
     return [
         nn.Conv2d(in_channels, out_channels, kernel, padding=(kernel - 1) // 2),
         nn.BatchNorm2d(out_channels, affine=False),
-        nn.ReLU(),
+        nn.ReLU(inplace=True),
     ]
 
 
@@ -55,7 +56,9 @@ def inception(
     modules = [nn.Sequential(*_conv_bn_relu(in_channels, direct, 1))]
     for reduce, kernel, out in branches:
         modules.append(
-            nn.Sequential(*_conv_bn_relu(in_channels, reduce, 1), *_conv_bn_relu(reduce, out, kernel))
+            nn.Sequential(
+                *_conv_bn_relu(in_channels, reduce, 1), *_conv_bn_relu(reduce, out, kernel)
+            )
         )
     return ConcatBranches(*modules)
 
@@ -111,28 +114,43 @@ def build_depth_net() -> nn.Sequential:
     level3 = _hourglass(
         nn.Sequential(_inc_256_256(), _inc_256_256_wide()),
         nn.Sequential(
-            nn.AvgPool2d(2), _inc_256_256(), _inc_256_256(), level4,
-            _inc_256_256(), _inc_256_256_wide(), _up(),
+            nn.AvgPool2d(2),
+            _inc_256_256(),
+            _inc_256_256(),
+            level4,
+            _inc_256_256(),
+            _inc_256_256_wide(),
+            _up(),
         ),
     )
     level2 = _hourglass(
         nn.Sequential(
-            nn.MaxPool2d(2), _inc_128_128(), _inc_128_256(), level3,
-            _inc_256_256(), _inc_256_128(), _up(),
+            nn.MaxPool2d(2),
+            _inc_128_128(),
+            _inc_128_256(),
+            level3,
+            _inc_256_256(),
+            _inc_256_128(),
+            _up(),
         ),
         nn.Sequential(_inc_128_128(), _inc_128_128_wide()),
     )
     level1 = _hourglass(
         nn.Sequential(
-            nn.MaxPool2d(2), _inc_128_128(), _inc_128_128(), level2,
-            _inc_128_128_mid(), _inc_128_64(reduce=32), _up(),
+            nn.MaxPool2d(2),
+            _inc_128_128(),
+            _inc_128_128(),
+            level2,
+            _inc_128_128_mid(),
+            _inc_128_64(reduce=32),
+            _up(),
         ),
         nn.Sequential(_inc_128_64(reduce=64)),
     )
     return nn.Sequential(
         nn.Conv2d(3, STEM_CHANNELS, 7, padding=3),
         nn.BatchNorm2d(STEM_CHANNELS),
-        nn.ReLU(),
+        nn.ReLU(inplace=True),
         level1,
         nn.Conv2d(64, 1, 3, padding=1),
     )

@@ -33,10 +33,8 @@ REFINEMENT_DILATIONS = (1, 2, 4, 8, 16, 1)
 
 def _conv(in_channels: int, out_channels: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv2d(
-            in_channels, out_channels, 3, stride=stride, padding=dilation, dilation=dilation
-        ),
-        nn.LeakyReLU(0.1),
+        nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=dilation, dilation=dilation),
+        nn.LeakyReLU(0.1, inplace=True),  # in place on the convolution's fresh output
     )
 
 
@@ -61,7 +59,9 @@ def backward_warp(features: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     grid_x = 2.0 * (xs + flow[:, 0]) / max(width - 1, 1) - 1.0
     grid_y = 2.0 * (ys + flow[:, 1]) / max(height - 1, 1) - 1.0
     grid = torch.stack([grid_x, grid_y], dim=3)
-    warped = F.grid_sample(features, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+    warped = F.grid_sample(
+        features, grid, mode="bilinear", padding_mode="zeros", align_corners=True
+    )
     ones = torch.ones((batch, 1, height, width), device=features.device, dtype=features.dtype)
     coverage = F.grid_sample(ones, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
     return warped * (coverage >= 0.9999).to(features.dtype)

@@ -24,23 +24,30 @@ def _conv(in_channels: int, out_channels: int) -> nn.Conv2d:
     return nn.Conv2d(in_channels, out_channels, 3, padding=1)
 
 
+def _relu() -> nn.ReLU:
+    # In place: its input is always a fresh convolution output, which nothing else reads.
+    return nn.ReLU(inplace=True)
+
+
 def build_trunk() -> nn.ModuleList:
-    layers: list[nn.Module] = [_conv(6, TRUNK_CHANNELS), nn.ReLU()]
+    layers: list[nn.Module] = [_conv(6, TRUNK_CHANNELS), _relu()]
     channels = TRUNK_CHANNELS
     for width in ENCODER_WIDTHS:
-        layers += [_conv(channels, width), nn.ReLU(), nn.MaxPool2d(2)]
+        layers += [_conv(channels, width), _relu(), nn.MaxPool2d(2)]
         channels = width
     # Upsample has no align_corners argument in the reference (PyTorch >= 0.4: False).
     for width in (512, 256, 128, 64, 32):
-        layers += [_conv(channels, width), nn.ReLU(), nn.Upsample(scale_factor=2, mode="bilinear")]
+        layers += [_conv(channels, width), _relu(), nn.Upsample(scale_factor=2, mode="bilinear")]
         channels = width
-    layers += [_conv(channels, TRUNK_CHANNELS), nn.ReLU()]
+    layers += [_conv(channels, TRUNK_CHANNELS), _relu()]
     return nn.ModuleList(layers)
 
 
 def build_head() -> nn.ModuleList:
     # No output activation or normalisation: the raw 16 values are the kernel taps.
-    return nn.ModuleList([_conv(TRUNK_CHANNELS, KERNEL_TAPS), nn.ReLU(), _conv(KERNEL_TAPS, KERNEL_TAPS)])
+    return nn.ModuleList(
+        [_conv(TRUNK_CHANNELS, KERNEL_TAPS), _relu(), _conv(KERNEL_TAPS, KERNEL_TAPS)]
+    )
 
 
 def run_trunk(trunk: nn.ModuleList, pair: torch.Tensor) -> torch.Tensor:

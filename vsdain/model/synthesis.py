@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from . import layout
 from .blocks import DilatedResidualBlock
 from .context import CONTEXT_CHANNELS
 from .kernel_estimation import KERNEL_TAPS
@@ -21,7 +22,8 @@ class FrameSynthesis(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.block1 = nn.Sequential(
-            nn.Conv2d(SYNTHESIS_INPUT_CHANNELS, SYNTHESIS_FEATURES, 7, padding=3), nn.ReLU()
+            nn.Conv2d(SYNTHESIS_INPUT_CHANNELS, SYNTHESIS_FEATURES, 7, padding=3),
+            nn.ReLU(inplace=True),
         )
         self.block2 = DilatedResidualBlock(SYNTHESIS_FEATURES)
         self.block3 = DilatedResidualBlock(SYNTHESIS_FEATURES)
@@ -29,6 +31,8 @@ class FrameSynthesis(nn.Module):
         self.block5 = nn.Sequential(nn.Conv2d(SYNTHESIS_FEATURES, 3, 3, padding=1))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        x = self.block1(features)
+        # The 437-channel input stays as it is (converting it costs more than the first
+        # convolution gains); its 128-channel output is converted once for the rest.
+        x = layout.for_convolutions(self.block1(features))
         x = self.block4(self.block3(self.block2(x)))
-        return self.block5(x)
+        return self.block5(x).contiguous()

@@ -1,0 +1,181 @@
+"""``python -m vsdain bench``: time and memory of the filter against the naive path and MVTools.
+
+Prints the report (markdown) on stdout and saves it, with a chart, under ``--out``. The work
+itself lives in :mod:`vsdain.benchmark`; this module only reads options and writes files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import sys
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SIZES = "448x256,1280x720"
+QUICK_SIZES = "448x256"
+DEFAULT_MULTIS = "2,4,8"
+SYNTHETIC = "synthetic"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"a run of about two minutes on two CPU cores: {QUICK_SIZES} only, one pair "
+        "per configuration, one naive frame timed per configuration",
+    )
+    parser.add_argument(
+        "--sizes",
+        type=_sizes,
+        help=f"comma-separated WIDTHxHEIGHT list (default {DEFAULT_SIZES}; --quick: {QUICK_SIZES})",
+    )
+    parser.add_argument(
+        "--multis",
+        type=_multis,
+        default=_multis(DEFAULT_MULTIS),
+        help=f"comma-separated output-rate multipliers, each >= 2 (default {DEFAULT_MULTIS})",
+    )
+    parser.add_argument(
+        "--frames",
+        type=_positive,
+        help="output frames timed per configuration, rounded up to whole pairs (default: "
+        "two pairs' worth, one at sizes above 640x480 on the CPU and with --quick)",
+    )
+    parser.add_argument(
+        "--naive-samples",
+        type=_positive,
+        help="synthesised frames the naive path times per configuration; their mean stands "
+        "for the others (default 2; --quick: 1)",
+    )
+    parser.add_argument(
+        "--device", help="cpu, cuda or cuda:<index> (default: CUDA when PyTorch sees a GPU)"
+    )
+    parser.add_argument(
+        "--weights",
+        type=Path,
+        help="best.pth or its folder (default: the usual places; random weights if none)",
+    )
+    parser.add_argument(
+        "--clip",
+        help="video to read with BestSource, or 'synthetic' (default: the project's Big Buck "
+        "Bunny clip in a source checkout with its data, else synthetic)",
+    )
+    parser.add_argument("--no-mvtools", action="store_true", help="skip the MVTools reference")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="folder for latest.md, <date>-<device>.md and latest.png (default: bench/results "
+        "in a source checkout, else the current folder)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..benchmark import chart, clips, report, runner
+
+    device = _device(args.device, torch)
+    if device is None:
+        return 2
+    clip = (
+        clips.default_clip()
+        if args.clip is None
+        else (None if args.clip == SYNTHETIC else Path(args.clip))
+    )
+    if clip is not None and not clip.is_file():
+        log.error("--clip %s: no such file", clip)
+        return 2
+    settings = runner.Settings(
+        sizes=args.sizes or _sizes(QUICK_SIZES if args.quick else DEFAULT_SIZES),
+        multis=args.multis,
+        device=device,
+        frames=args.frames,
+        single_pair=args.quick,
+        naive_samples=args.naive_samples or (1 if args.quick else 2),
+        weights=args.weights,
+        clip=clip,
+        mvtools=not args.no_mvtools,
+    )
+    from ..weights import WeightsError, WeightsNotFoundError
+
+    try:
+        results = runner.run(settings)
+    except (WeightsError, WeightsNotFoundError) as error:
+        log.error("%s", error)
+        return 2
+    command = "python -m vsdain bench" + "".join(f" {shlex.quote(a)}" for a in sys.argv[2:])
+    text = report.render(results, command)
+    print(text, end="")
+    out = args.out or _default_out()
+    out.mkdir(parents=True, exist_ok=True)
+    dated = out / f"{results.started:%Y-%m-%d}-{results.machine.short_name}.md"
+    for path in (out / "latest.md", dated):
+        path.write_text(text, encoding="utf-8")
+    try:
+        chart.draw(results, out / "latest.png")
+    except ImportError:
+        log.warning("Pillow is not installed: no chart (pip install pillow)")
+    log.info("wrote %s, %s and the chart in %s", (out / "latest.md").name, dated.name, out)
+    return 0
+
+
+def _default_out() -> Path:
+    from ..weights import checkout_dir
+
+    checkout = checkout_dir()
+    return checkout / "bench" / "results" if checkout is not None else Path.cwd()
+
+
+def _device(name: str | None, torch):
+    if name is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        log.error("--device must be cpu, cuda or cuda:<index>, got %r", name)
+        return None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        log.error("--device %s: PyTorch sees no CUDA GPU", name)
+        return None
+    return device
+
+
+def _sizes(text: str) -> tuple[tuple[int, int], ...]:
+    sizes = []
+    for item in text.split(","):
+        width, _, height = item.strip().lower().partition("x")
+        try:
+            size = int(width), int(height)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"sizes are WIDTHxHEIGHT, got {item!r}") from None
+        if min(size) < 1 or size[0] % 2 or size[1] % 2:
+            raise argparse.ArgumentTypeError(
+                f"sizes must be positive and even (MVTools needs 4:2:0), got {item!r}"
+            )
+        sizes.append(size)
+    return tuple(sizes)
+
+
+def _multis(text: str) -> tuple[int, ...]:
+    try:
+        multis = tuple(int(item) for item in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"multis are integers, got {text!r}") from None
+    if any(multi < 2 for multi in multis):
+        raise argparse.ArgumentTypeError(f"each multi must be >= 2, got {text!r}")
+    return multis
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
