@@ -16,7 +16,7 @@ from vsdain.ops import cupy_backend, dispatch
 from vsdain.ops.correlation import correlation_reference
 from vsdain.ops.dispatch import OPS_ENV, OpsBackendError, describe_backend
 from vsdain.ops.projection import project_flow_reference
-from vsdain.ops.warping import adaptive_warp_reference
+from vsdain.ops.warping import adaptive_warp_inference
 
 NO_CUPY = "ModuleNotFoundError: No module named 'cupy'"
 
@@ -46,11 +46,13 @@ def run_all_ops(**backend):
 
 
 def reference_results():
+    """What the reference path gives. For the warp without gradients that is its CPU
+    inference form (tested against the reference in test_ops_reference.py)."""
     first, second, flow, weight, image, kernel = op_inputs()
     return (
         correlation_reference(first, second, 4),
         project_flow_reference(flow, weight, fill_holes=True),
-        adaptive_warp_reference(image, flow, kernel),
+        adaptive_warp_inference(image, flow, kernel),
     )
 
 

@@ -14,9 +14,10 @@ import torch
 import torch.nn.functional as F
 from tolerances import assert_close
 
+from vsdain.ops import adaptive_warp, warping
 from vsdain.ops.correlation import correlation_reference
 from vsdain.ops.projection import fill_flow_holes, project_flow_reference
-from vsdain.ops.warping import adaptive_warp_reference
+from vsdain.ops.warping import adaptive_warp_inference, adaptive_warp_reference
 
 DEVICES = [
     "cpu",
@@ -651,6 +652,66 @@ def test_warp_gradcheck():
     image = random(1, 2, height, width, seed=48).requires_grad_()
     kernel = random(1, 16, height, width, seed=49).requires_grad_()
     assert torch.autograd.gradcheck(adaptive_warp_reference, (image, flow, kernel))
+
+
+# --- the CPU inference path of the warp -------------------------------------------------------
+
+
+def awkward_flow(batch: int, height: int, width: int, seed: int) -> torch.Tensor:
+    """Random flow up to +-3 pixels with invalid entries sprinkled in: NaN, infinite and far."""
+    flow = random(batch, 2, height, width, seed=seed, low=-3.0, high=3.0)
+    specials = torch.tensor([math.nan, math.inf, -math.inf, FAR, -FAR], dtype=torch.float64)
+    chosen = torch.rand(flow.shape, generator=generator(seed + 1)) < 0.1
+    picks = torch.randint(0, len(specials), flow.shape, generator=generator(seed + 2))
+    return torch.where(chosen, specials[picks], flow)
+
+
+@pytest.mark.parametrize(("height", "width"), [*SIZES, (17, 19), (23, 40)])
+def test_warp_inference_path_matches_naive_loop(height, width, monkeypatch):
+    # 17x19 and 23x40 with 64-pixel blocks: several blocks, the last one partial.
+    monkeypatch.setattr(warping, "_INFERENCE_BLOCK", 64)
+    image = random(2, 5, height, width, seed=60)
+    flow = awkward_flow(2, height, width, seed=61)
+    kernel = random(2, 16, height, width, seed=64)
+    actual = adaptive_warp_inference(image, flow, kernel)
+    assert actual.shape == image.shape and actual.dtype == image.dtype
+    assert_close(actual, naive_warp(image, flow, kernel))
+    assert_close(actual, adaptive_warp_reference(image, flow, kernel))
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_warp_inference_path_float32_agrees_with_the_reference(layout):
+    image = random(1, 196, 12, 20, seed=65).float()
+    flow, kernel = awkward_flow(1, 12, 20, seed=66).float(), random(1, 16, 12, 20, seed=69).float()
+    if layout == "channels_last":
+        image, flow, kernel = non_contiguous(image), non_contiguous(flow), non_contiguous(kernel)
+    actual = adaptive_warp_inference(image, flow, kernel)
+    assert actual.is_contiguous(memory_format=torch.channels_last)
+    assert_close(actual, adaptive_warp_reference(image, flow, kernel))
+    half = adaptive_warp_inference(image.half(), flow.half(), kernel.half())
+    assert half.dtype == torch.float16
+    expected = adaptive_warp_reference(image.double(), flow.half().double(), kernel.half().double())
+    assert_close(half.float(), expected.float(), dtype=torch.float16)
+
+
+def test_warp_dispatch_uses_the_inference_path_only_without_gradients(monkeypatch):
+    calls = []
+    monkeypatch.setattr(
+        "vsdain.ops.dispatch.adaptive_warp_inference",
+        lambda *arguments: calls.append("inference") or adaptive_warp_inference(*arguments),
+    )
+    image, flow = random(1, 3, 5, 6, seed=70), random(1, 2, 5, 6, seed=71, low=-2, high=2)
+    kernel = random(1, 16, 5, 6, seed=72)
+    with torch.no_grad():
+        fast = adaptive_warp(image, flow, kernel, backend="reference")
+    assert calls == ["inference"]
+    image.requires_grad_()
+    slow = adaptive_warp(image, flow, kernel, backend="reference")
+    assert calls == ["inference"]  # a gradient is wanted: the differentiable reference ran
+    assert slow.requires_grad
+    assert_close(fast, slow.detach())
+    slow.sum().backward()
+    assert image.grad is not None and torch.isfinite(image.grad).all()
 
 
 def test_warp_rejects_bad_shapes():

@@ -10,6 +10,21 @@ import torch
 import torch.nn.functional as F
 
 
+def check_correlation_arguments(
+    first: torch.Tensor, second: torch.Tensor, max_displacement: int
+) -> None:
+    """The checks both correlation paths make: ValueError/TypeError naming the argument."""
+    if first.dim() != 4 or first.shape != second.shape:
+        raise ValueError(
+            "correlation: first and second must both be (B, C, H, W) with equal shapes, "
+            f"got {tuple(first.shape)} and {tuple(second.shape)}"
+        )
+    if isinstance(max_displacement, bool) or not isinstance(max_displacement, int):
+        raise TypeError(f"correlation: max_displacement must be an int, got {max_displacement!r}")
+    if max_displacement < 0:
+        raise ValueError(f"correlation: max_displacement must be >= 0, got {max_displacement}")
+
+
 def correlation_reference(
     first: torch.Tensor, second: torch.Tensor, max_displacement: int = 4
 ) -> torch.Tensor:
@@ -29,15 +44,7 @@ def correlation_reference(
 
     Works on any device and is differentiable by autograd in both inputs.
     """
-    if first.dim() != 4 or first.shape != second.shape:
-        raise ValueError(
-            "correlation: first and second must both be (B, C, H, W) with equal shapes, "
-            f"got {tuple(first.shape)} and {tuple(second.shape)}"
-        )
-    if isinstance(max_displacement, bool) or not isinstance(max_displacement, int):
-        raise TypeError(f"correlation: max_displacement must be an int, got {max_displacement!r}")
-    if max_displacement < 0:
-        raise ValueError(f"correlation: max_displacement must be >= 0, got {max_displacement}")
+    check_correlation_arguments(first, second, max_displacement)
 
     compute_dtype = torch.promote_types(first.dtype, torch.float32)
     d = max_displacement

@@ -23,7 +23,7 @@ from . import cupy_backend
 from .correlation import correlation_reference
 from .functions import adaptive_warp_kernel, correlation_kernel, project_flow_kernel
 from .projection import project_flow_reference
-from .warping import adaptive_warp_reference
+from .warping import adaptive_warp_inference, adaptive_warp_reference
 
 OPS_ENV = "VSDAIN_OPS"
 BACKENDS = ("auto", "reference", "cuda")
@@ -80,7 +80,13 @@ def adaptive_warp(
         return adaptive_warp_kernel(
             image, flow, kernel, launch=cupy_backend.launch_on_current_stream
         )
+    if image.device.type == "cpu" and not _needs_gradient(image, flow, kernel):
+        return adaptive_warp_inference(image, flow, kernel)
     return adaptive_warp_reference(image, flow, kernel)
+
+
+def _needs_gradient(*tensors: torch.Tensor) -> bool:
+    return torch.is_grad_enabled() and any(tensor.requires_grad for tensor in tensors)
 
 
 def describe_backend(device: torch.device | str, backend: str | None = None) -> tuple[str, str]:

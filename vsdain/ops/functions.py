@@ -15,7 +15,10 @@ from typing import Protocol
 import torch
 from torch.autograd.function import once_differentiable
 
+from .correlation import check_correlation_arguments
 from .kernel_source import KERNEL_TYPES, kernel_dtype
+from .projection import check_projection_arguments
+from .warping import check_warp_arguments
 
 KernelArgument = torch.Tensor | int | None
 
@@ -41,15 +44,7 @@ def correlation_kernel(
 ) -> torch.Tensor:
     """PWC-Net cost volume through the kernels; arguments and result as
     :func:`vsdain.ops.correlation.correlation_reference`."""
-    if first.dim() != 4 or first.shape != second.shape:
-        raise ValueError(
-            "correlation: first and second must both be (B, C, H, W) with equal shapes, "
-            f"got {tuple(first.shape)} and {tuple(second.shape)}"
-        )
-    if isinstance(max_displacement, bool) or not isinstance(max_displacement, int):
-        raise TypeError(f"correlation: max_displacement must be an int, got {max_displacement!r}")
-    if max_displacement < 0:
-        raise ValueError(f"correlation: max_displacement must be >= 0, got {max_displacement}")
+    check_correlation_arguments(first, second, max_displacement)
     dtype = kernel_dtype(first.dtype)
     cost = _Correlation.apply(
         first.to(dtype).contiguous(), second.to(dtype).contiguous(), max_displacement, launch
@@ -104,14 +99,7 @@ def project_flow_kernel(
 ) -> torch.Tensor:
     """Depth-aware flow projection through the kernels; arguments and result as
     :func:`vsdain.ops.projection.project_flow_reference`."""
-    if flow.dim() != 4 or flow.shape[1] != 2:
-        raise ValueError(f"project_flow: flow must be (B, 2, H, W), got {tuple(flow.shape)}")
-    batch, _, height, width = flow.shape
-    if weight is not None and weight.shape != (batch, 1, height, width):
-        raise ValueError(
-            f"project_flow: weight must be (B, 1, H, W) = {(batch, 1, height, width)} or None, "
-            f"got {tuple(weight.shape)}"
-        )
+    check_projection_arguments(flow, weight)
     dtype = kernel_dtype(flow.dtype) if weight is None else kernel_dtype(flow.dtype, weight.dtype)
     if weight is not None:
         weight = weight.to(dtype).contiguous()
@@ -180,27 +168,13 @@ class _ProjectFlow(torch.autograd.Function):
 
 # --- adaptive warping ----------------------------------------------------------------------
 
-WINDOW_TAPS = 16  # 4x4 window; the kernel network predicts one weight per tap
-
 
 def adaptive_warp_kernel(
     image: torch.Tensor, flow: torch.Tensor, kernel: torch.Tensor, *, launch: KernelLauncher
 ) -> torch.Tensor:
     """Adaptive warping through the kernels; arguments and result as
     :func:`vsdain.ops.warping.adaptive_warp_reference`."""
-    if image.dim() != 4:
-        raise ValueError(f"adaptive_warp: image must be (B, C, H, W), got {tuple(image.shape)}")
-    batch, _, height, width = image.shape
-    if flow.shape != (batch, 2, height, width):
-        raise ValueError(
-            f"adaptive_warp: flow must be (B, 2, H, W) = {(batch, 2, height, width)}, "
-            f"got {tuple(flow.shape)}"
-        )
-    if kernel.shape != (batch, WINDOW_TAPS, height, width):
-        raise ValueError(
-            f"adaptive_warp: kernel must be (B, 16, H, W) = "
-            f"{(batch, WINDOW_TAPS, height, width)}, got {tuple(kernel.shape)}"
-        )
+    check_warp_arguments(image, flow, kernel)
     dtype = kernel_dtype(image.dtype, kernel.dtype)
     # Sample coordinates are computed in accum_t (float32 for float16 images), like the
     # reference's float32 geometry.

@@ -15,6 +15,18 @@ import torch
 _SPLAT_TARGETS = 4
 
 
+def check_projection_arguments(flow: torch.Tensor, weight: torch.Tensor | None) -> None:
+    """The checks both projection paths make: ValueError naming the argument."""
+    if flow.dim() != 4 or flow.shape[1] != 2:
+        raise ValueError(f"project_flow: flow must be (B, 2, H, W), got {tuple(flow.shape)}")
+    batch, _, height, width = flow.shape
+    if weight is not None and weight.shape != (batch, 1, height, width):
+        raise ValueError(
+            f"project_flow: weight must be (B, 1, H, W) = {(batch, 1, height, width)} or None, "
+            f"got {tuple(weight.shape)}"
+        )
+
+
 def project_flow_reference(
     flow: torch.Tensor, weight: torch.Tensor | None, *, fill_holes: bool
 ) -> torch.Tensor:
@@ -48,15 +60,8 @@ def project_flow_reference(
     above; the original CUDA backward differs for ``weight`` (spec section 3.2) and ignores the
     hole filling.
     """
-    if flow.dim() != 4 or flow.shape[1] != 2:
-        raise ValueError(f"project_flow: flow must be (B, 2, H, W), got {tuple(flow.shape)}")
+    check_projection_arguments(flow, weight)
     batch, _, height, width = flow.shape
-    if weight is not None and weight.shape != (batch, 1, height, width):
-        raise ValueError(
-            f"project_flow: weight must be (B, 1, H, W) = {(batch, 1, height, width)} or None, "
-            f"got {tuple(weight.shape)}"
-        )
-
     compute_dtype = torch.promote_types(flow.dtype, torch.float32)
     if weight is not None:
         compute_dtype = torch.promote_types(compute_dtype, weight.dtype)
