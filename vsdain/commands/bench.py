@@ -73,11 +73,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
 
     from ..benchmark import chart, clips, report, runner
 
-    device = _device(args.device, torch)
+    device = _device(args.device)
     if device is None:
         return 2
     clip = (
@@ -129,20 +128,14 @@ def _default_out() -> Path:
     return checkout / "bench" / "results" if checkout is not None else Path.cwd()
 
 
-def _device(name: str | None, torch):
-    if name is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+def _device(name: str | None):
+    from ..devices import resolve_device
+
     try:
-        device = torch.device(name)
-    except (RuntimeError, ValueError):
-        device = None
-    if device is None or device.type not in ("cpu", "cuda"):
-        log.error("--device must be cpu, cuda or cuda:<index>, got %r", name)
+        return resolve_device(name, name="--device")
+    except ValueError as problem:
+        log.error("%s", problem)
         return None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        log.error("--device %s: PyTorch sees no CUDA GPU", name)
-        return None
-    return device
 
 
 def _sizes(text: str) -> tuple[tuple[int, int], ...]:

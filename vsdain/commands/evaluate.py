@@ -138,18 +138,16 @@ def _written(evaluation) -> list[str]:
 
 
 def _load_dain(weights: str | None, device: str):
-    import torch
 
+    from ..devices import resolve_device
     from ..evaluation import dain_method
     from ..training.checkpoint import saved_config
     from ..weights import WeightsError, WeightsNotFoundError, find_weights, load_model
 
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
-        torch.device(device)
-    except RuntimeError:
-        return _usage_error(f"--device must be cpu, cuda or cuda:N, got {device!r}")
+        device = resolve_device(None if device == "auto" else device, name="--device")
+    except ValueError as problem:
+        return _usage_error(str(problem))
     try:
         model = load_model(weights, device=device)
         path = find_weights(weights)

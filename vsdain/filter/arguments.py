@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 import vapoursynth as vs
 
+from ..devices import resolve_device
 from ..model import DAIN
 from .scenecut import SceneCutDetector
 from .timing import FrameTiming
@@ -162,29 +163,10 @@ def check_scene_change(sc: object, sc_threshold: object) -> SceneCutDetector | N
 
 
 def check_device(device: object) -> torch.device:
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if not isinstance(device, str | torch.device):
-        raise error(f"device must be a string such as 'cpu' or 'cuda:0', got {device!r}")
     try:
-        target = torch.device(device)
-    except (RuntimeError, ValueError):
-        raise error(f"device must be 'cpu', 'cuda' or 'cuda:<index>', got {device!r}") from None
-    if target.type == "cpu":
-        return target
-    if target.type != "cuda":
-        raise error(f"device must be 'cpu', 'cuda' or 'cuda:<index>', got {device!r}")
-    if not torch.cuda.is_available():
-        raise error(
-            f"device={device!r} asks for CUDA, but PyTorch sees no CUDA GPU; use "
-            f"device='cpu' or install a CUDA build of PyTorch"
-        )
-    count = torch.cuda.device_count()
-    if target.index is not None and target.index >= count:
-        raise error(
-            f"device={device!r}: there are only {count} CUDA device(s), cuda:0..cuda:{count - 1}"
-        )
-    return target
+        return resolve_device(device)
+    except ValueError as problem:
+        raise error(str(problem)) from None
 
 
 def check_fp16(fp16: object, device: torch.device, clip: vs.VideoNode) -> torch.dtype:

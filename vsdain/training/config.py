@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from .. import devices
 from ..evaluation.datasets import find_triplets
 from . import recipe
 from .data import split_validation
@@ -55,12 +56,11 @@ class TrainingConfig:
 
 
 def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise TrainingError("--device cuda asked for, but PyTorch sees no CUDA device")
-    return device
+    """``--device``: "auto" or a device :func:`vsdain.devices.resolve_device` accepts."""
+    try:
+        return devices.resolve_device(None if name == "auto" else name, name="--device")
+    except ValueError as problem:
+        raise TrainingError(str(problem)) from None
 
 
 def load_data(config: TrainingConfig):
