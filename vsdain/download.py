@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TextIO
 
 from . import __version__
+from .progress import Progress
 from .weights import (
     WEIGHTS_DIR_ENV,
     WEIGHTS_FILENAME,
@@ -39,6 +40,8 @@ MANIFEST_FILENAME = "manifest.tsv"
 PART_SUFFIX = ".part"
 
 _CHUNK_BYTES = 1 << 20
+_MB = (1e6, "MB")  # how the progress line shows bytes
+_LINE_EVERY_BYTES = 10_000_000  # plain progress lines when the size is unknown
 _MAX_BACKOFF_S = 60.0
 # 408 Request Timeout, 425 Too Early, 429 Too Many Requests: worth asking again later.
 _TRANSIENT_CLIENT_STATUSES = {408, 425, 429}
@@ -304,70 +307,21 @@ def _request(url: str, part: Path, timeout: float, out: TextIO) -> None:
             offset, total = 0, _content_length(response)
             mode = "wb"
         length = _content_length(response)
-        progress = _Progress(out, offset, total)
-        with part.open(mode) as file:
+        # A plain line per tenth (per 10 MB when the size is unknown) where out is no terminal.
+        every = total // 10 if total else _LINE_EVERY_BYTES
+        with (
+            Progress(
+                total, "download", start=offset, every=max(every, 1), unit=_MB, stream=out
+            ) as bar,
+            part.open(mode) as file,
+        ):
             while chunk := response.read(_CHUNK_BYTES):
                 file.write(chunk)
-                progress.advance(len(chunk))
-        progress.finish()
+                bar.update(len(chunk))
     received = _size(part) - offset
     if length is not None and received < length:
         # http.client returns a short body without complaint when the peer hangs up.
         raise _Transient(f"connection closed after {received:,} of {length:,} bytes")
-
-
-class _Progress:
-    """Bytes, percentage and speed on one redrawn line for a terminal; a line per tenth
-    (or per 10 MB when the total is unknown) otherwise, so logs stay readable."""
-
-    _REDRAW_S = 0.1
-    _LINE_EVERY_BYTES = 10_000_000
-
-    def __init__(self, out: TextIO, done: int, total: int | None):
-        self._out = out
-        self._interactive = _is_terminal(out)
-        self._start_done = self._done = done
-        self._total = total
-        self._started = self._last_drawn = time.monotonic()
-        self._last_step = self._step()
-        self._last_line_done = -1
-
-    def advance(self, count: int) -> None:
-        self._done += count
-        if self._interactive:
-            if time.monotonic() - self._last_drawn >= self._REDRAW_S:
-                self._out.write("\r" + self._status())
-                self._out.flush()
-                self._last_drawn = time.monotonic()
-        elif self._step() != self._last_step:
-            self._last_step = self._step()
-            self._write_line()
-
-    def finish(self) -> None:
-        if self._interactive:
-            self._out.write("\r" + self._status() + "\n")
-        elif self._done != self._last_line_done:
-            self._write_line()
-        self._out.flush()
-
-    def _write_line(self) -> None:
-        self._out.write(f"  {self._status()}\n")
-        self._last_line_done = self._done
-
-    def _step(self) -> int:
-        if self._total:
-            return 10 * self._done // self._total
-        return self._done // self._LINE_EVERY_BYTES
-
-    def _status(self) -> str:
-        elapsed = max(time.monotonic() - self._started, 1e-6)
-        speed = (self._done - self._start_done) / elapsed / 1e6
-        if self._total:
-            return (
-                f"{self._done / 1e6:6.1f} of {self._total / 1e6:.1f} MB "
-                f"{100 * self._done / self._total:3.0f}%  {speed:6.1f} MB/s"
-            )
-        return f"{self._done / 1e6:6.1f} MB  {speed:6.1f} MB/s"
 
 
 def _parse_content_range(value: str | None) -> tuple[int | None, int | None]:
@@ -385,13 +339,6 @@ def _parse_content_range(value: str | None) -> tuple[int | None, int | None]:
 def _content_length(response: http.client.HTTPResponse) -> int | None:
     value = response.headers.get("Content-Length")
     return int(value) if value and value.isdigit() else None
-
-
-def _is_terminal(out: TextIO) -> bool:
-    try:
-        return out.isatty()
-    except (AttributeError, ValueError):
-        return False
 
 
 def _size(path: Path) -> int:

@@ -1,8 +1,9 @@
-"""A progress line on stderr for the long-running commands (``evaluate``, ``train``).
+"""A progress line on stderr for the long-running commands (``download``, ``evaluate``,
+``train``).
 
 On a terminal it redraws one line in place (at most every ``REDRAW_SECONDS``); otherwise (a
-log file, CI) it prints a plain line every ``every`` steps and at the end, so logs stay
-readable. Nothing goes to stdout.
+log file, CI) it prints a plain line each time the count passes a multiple of ``every`` and
+at the end, so logs stay readable. Nothing goes to stdout.
 """
 
 from __future__ import annotations
@@ -16,29 +17,34 @@ BAR_WIDTH = 24
 
 
 class Progress:
-    """Counts steps towards ``total`` and shows rate, ETA and the caller's fields
-    (``update(loss="0.0123")``)."""
+    """Counts steps towards ``total`` (0: unknown) and shows rate, ETA and the caller's
+    fields (``update(loss="0.0123")``). With ``unit=(size, name)``, e.g. ``(1e6, "MB")`` for
+    bytes, counts and rate are shown in that unit, with a percentage."""
 
     def __init__(
         self,
-        total: int,
+        total: int | None,
         label: str,
         *,
         start: int = 0,
         every: int = 10,
+        unit: tuple[float, str] | None = None,
         stream: TextIO | None = None,
         clock=time.monotonic,
     ) -> None:
-        self.total = max(0, total)
+        self.total = max(0, total or 0)
+        self.unit = unit
         self.label = label
         self.count = start
         self.every = max(1, every)
         self.stream = sys.stderr if stream is None else stream
-        self.interactive = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.interactive = _is_terminal(self.stream)
         self._clock = clock
         self._started = clock()
         self._start_count = start
         self._last_draw = -float("inf")
+        self._last_line = start // self.every
+        self._last_line_count = start
         self._fields: dict[str, str] = {}
 
     @property
@@ -57,28 +63,51 @@ class Progress:
                 self._last_draw = now
                 self.stream.write("\r" + self.line() + "\x1b[K")
                 self.stream.flush()
-        elif self.count % self.every == 0 or self.count == self.total:
-            self.stream.write(self.line() + "\n")
-            self.stream.flush()
+        elif self.count // self.every != self._last_line or self.count == self.total:
+            self._write_line()
 
     def close(self) -> None:
-        """Ends the terminal line (the last state stays visible)."""
+        """Ends the terminal line (the last state stays visible); elsewhere prints the last
+        count if no line showed it yet."""
         if self.interactive:
             self.stream.write("\r" + self.line() + "\x1b[K\n")
             self.stream.flush()
+        elif self._last_line_count != self.count:
+            self._write_line()
+
+    def _write_line(self) -> None:
+        self._last_line = self.count // self.every
+        self._last_line_count = self.count
+        self.stream.write(self.line() + "\n")
+        self.stream.flush()
 
     def line(self) -> str:
-        parts = [f"{self.label} {self.count}/{self.total}"]
+        parts = [f"{self.label} {self._counts()}"]
         if self.interactive and self.total:
             filled = round(BAR_WIDTH * min(self.count, self.total) / self.total)
             parts.insert(1, "[" + "#" * filled + "." * (BAR_WIDTH - filled) + "]")
         parts += [f"{key} {value}" for key, value in self._fields.items()]
         rate = self.rate
         if rate > 0:
-            parts.append(f"{rate:.2f} it/s" if rate >= 0.1 else f"{1 / rate:.1f} s/it")
-            remaining = max(0, self.total - self.count) / rate
-            parts.append(f"ETA {_duration(remaining)}")
+            if self.unit is not None:
+                parts.append(f"{rate / self.unit[0]:.1f} {self.unit[1]}/s")
+            else:
+                parts.append(f"{rate:.2f} it/s" if rate >= 0.1 else f"{1 / rate:.1f} s/it")
+            if self.total:
+                remaining = max(0, self.total - self.count) / rate
+                parts.append(f"ETA {_duration(remaining)}")
         return "  ".join(parts)
+
+    def _counts(self) -> str:
+        if self.unit is None:
+            return f"{self.count}/{self.total}"
+        size, name = self.unit
+        if not self.total:
+            return f"{self.count / size:.1f} {name}"
+        return (
+            f"{self.count / size:.1f}/{self.total / size:.1f} {name} "
+            f"{100 * self.count / self.total:.0f}%"
+        )
 
     def __enter__(self) -> Progress:
         return self
@@ -92,3 +121,10 @@ def _duration(seconds: float) -> str:
     hours, rest = divmod(seconds, 3600)
     minutes, seconds = divmod(rest, 60)
     return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
