@@ -10,6 +10,7 @@ import numpy as np
 import torch
 import vapoursynth as vs
 
+from vsdain.filter.frames import planes_to_frame
 from vsdain.model import DAIN
 
 # 64x48 pads to 128x128, the smallest input the network takes; one pair with one timestamp
@@ -42,10 +43,7 @@ def clip_from_arrays(
     )
 
     def fill(n: int, f: vs.VideoFrame) -> vs.VideoFrame:
-        out = f.copy()
-        for plane in range(3):
-            target = np.asarray(out[plane])
-            np.copyto(target, arrays[n][plane], casting="same_kind")
+        out = planes_to_frame(arrays[n], f)
         out.props[SOURCE_PROP] = n
         out.props["_AbsoluteTime"] = n * fps[1] / fps[0]
         return out

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import vapoursynth as vs
 
+from ..filter.frames import planes_to_frame
+
 # Where a source checkout keeps the project's real clips (see tests/conftest.py).
 SHARED_CLIP = (
     Path(__file__).resolve().parents[3] / "shared" / "data" / "clips" / "big_buck_bunny_0_30.webm"
@@ -96,9 +98,6 @@ def synthetic(width: int, height: int, length: int = CLIP_LENGTH) -> vs.VideoNod
             np.where(disc, 0.9, 0.2 + 0.3 * y / height),
             0.5 + 0.5 * np.sin((x + y + 3 * n) / 7),
         )
-        out = f.copy()
-        for index, plane in enumerate(planes):
-            np.copyto(np.asarray(out[index]), plane, casting="same_kind")
-        return out
+        return planes_to_frame(np.stack(planes), f)
 
     return blank.std.ModifyFrame(clips=blank, selector=draw)
