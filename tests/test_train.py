@@ -19,6 +19,7 @@ from vsdain.evaluation.datasets import Triplet
 from vsdain.model import Synthesis
 from vsdain.progress import Progress
 from vsdain.training import recipe
+from vsdain.training.checkpoint import save_weights
 from vsdain.training.data import TripletDataset, epoch_plan, split_validation
 from vsdain.training.loss import charbonnier, interpolation_loss
 
@@ -148,6 +149,18 @@ def test_frozen_depth_is_left_out_and_kept_in_eval_mode(frozen_depth_model):
 
 def test_depth_none_projects_without_depth():
     assert recipe.build_model("none").projection == "average"
+
+
+@pytest.mark.parametrize("depth", ["joint", "none"])
+def test_saved_networks_load_with_the_projection_they_were_trained_with(tmp_path, depth):
+    model = recipe.build_model(depth)
+    path = save_weights(tmp_path / "best.pth", model)
+    loaded = vsdain.load_model(path)
+    assert loaded.projection == model.projection
+    for key, value in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+    if depth == "joint":  # the released layout: a plain state dict, as the reference saves it
+        assert set(torch.load(path, weights_only=True)) == set(model.state_dict())
     assert recipe.build_model("joint").projection == "depth"
 
 

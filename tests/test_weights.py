@@ -90,6 +90,23 @@ def test_module_prefix_and_missing_batch_counters_are_accepted(tmp_path, release
     check_layout(state)
 
 
+def test_released_layout_runs_with_depth_aware_projection(checkpoint):
+    assert load_model(checkpoint).projection == "depth"
+
+
+def test_a_file_naming_the_averaging_projection_loads_with_it(tmp_path, released_state):
+    path = tmp_path / "da_none.pth"
+    torch.save({"state_dict": released_state, "projection": "average"}, path)
+    assert load_model(path).projection == "average"
+
+
+def test_an_unknown_projection_entry_is_refused(tmp_path, released_state):
+    path = tmp_path / "odd.pth"
+    torch.save({"state_dict": released_state, "projection": "sideways"}, path)
+    with pytest.raises(WeightsError, match="unknown 'projection' entry 'sideways'"):
+        load_model(path)
+
+
 @pytest.mark.parametrize(
     "damage",
     [

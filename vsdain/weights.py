@@ -33,6 +33,9 @@ _PACKAGE_DIR = Path(__file__).resolve().parent
 
 # nn.DataParallel saves keys as "module.<key>"; MegaDepth's released files have it too.
 _DATA_PARALLEL_PREFIX = "module."
+# The entry of a {"state_dict": ...} file naming the flow projection the network was trained
+# with; absent in the released best.pth (depth-aware).
+PROJECTION_KEY = "projection"
 # How many offending keys an error message lists before it only counts the rest.
 _MAX_LISTED = 5
 
@@ -116,7 +119,13 @@ def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, torch.Tensor
     counters (as 0: they have no effect in eval mode, and files saved before PyTorch 0.4.1
     lack them). Raises :class:`WeightsError` for a file that is unreadable or not a state dict.
     """
-    path = Path(path)
+    return _read_weights(Path(path))[0]
+
+
+def _read_weights(path: Path) -> tuple[dict[str, torch.Tensor], str]:
+    """(state dict, projection) of a weights file: see :func:`load_state_dict_file`. The
+    projection is the file's ``'projection'`` entry, which vsdain's training writes for a
+    network trained without depth (DA-None), else ``"depth"`` (the released model)."""
     if not path.is_file():
         raise FileNotFoundError(f"no weights file at {path}")
     try:
@@ -132,7 +141,16 @@ def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, torch.Tensor
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as error:
         raise _unreadable(path, f"{type(error).__name__}: {_first_line(str(error))}") from error
 
+    from .model.dain import PROJECTIONS
+
+    projection = "depth"
     if isinstance(loaded, Mapping) and isinstance(loaded.get("state_dict"), Mapping):
+        projection = loaded.get(PROJECTION_KEY, projection)
+        if projection not in PROJECTIONS:
+            raise WeightsError(
+                f"{path}: unknown {PROJECTION_KEY!r} entry {projection!r}; expected one of "
+                f"{', '.join(PROJECTIONS)}"
+            )
         loaded = loaded["state_dict"]
     if not isinstance(loaded, Mapping):
         raise WeightsError(
@@ -152,7 +170,7 @@ def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, torch.Tensor
         if key.endswith(".running_mean"):
             counter = key.removesuffix("running_mean") + "num_batches_tracked"
             state_dict.setdefault(counter, torch.tensor(0, dtype=torch.long))
-    return state_dict
+    return state_dict, projection
 
 
 def check_layout(
@@ -199,7 +217,9 @@ def load_model(
 ) -> DAIN:
     """A :class:`vsdain.model.DAIN` with the released weights, in eval mode.
 
-    path: as for :func:`find_weights` (None searches the default folders).
+    path: as for :func:`find_weights` (None searches the default folders). A network that
+    vsdain trained without depth (``train --depth none``) gets the averaging projection it
+    was trained with; its files say so.
     device, dtype: where the parameters end up; dtype casts floating-point tensors only,
     so the BatchNorm counters stay int64. Gradients stay enabled: run under
     ``torch.inference_mode()``.
@@ -208,8 +228,8 @@ def load_model(
     from .model import DAIN
 
     weights_path = find_weights(path)
-    state_dict = load_state_dict_file(weights_path)
-    model = DAIN()
+    state_dict, projection = _read_weights(weights_path)
+    model = DAIN(projection=projection)
     try:
         check_layout(state_dict, model)
     except WeightsError as error:

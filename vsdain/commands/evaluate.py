@@ -141,7 +141,6 @@ def _load_dain(weights: str | None, device: str):
 
     from ..devices import resolve_device
     from ..evaluation import dain_method
-    from ..training.checkpoint import saved_config
     from ..weights import WeightsError, WeightsNotFoundError, find_weights, load_model
 
     try:
@@ -149,17 +148,14 @@ def _load_dain(weights: str | None, device: str):
     except ValueError as problem:
         return _usage_error(str(problem))
     try:
-        model = load_model(weights, device=device)
         path = find_weights(weights)
+        model = load_model(path, device=device)
     except (WeightsNotFoundError, WeightsError) as error:
         print(f"evaluate: {error}", file=sys.stderr)
         return 2
     described = f"DAIN, {path.name} ({device})"
-    # A network trained with --depth none (DA-None) must run with the projection it learned.
-    saved = saved_config(path)
-    if saved is not None and saved.get("depth") == "none":
-        model.projection = "average"
-        described += ", DA-None projection"
+    if model.projection != "depth":
+        described += f", {model.projection} projection (DA-None)"
     return dain_method(model, device), described
 
 

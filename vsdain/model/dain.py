@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +26,7 @@ INVERSE_DEPTH_EPSILON = 1e-6
 IMAGE_CHANNELS = 3  # the context's first channels are the image itself
 
 Projection = Literal["depth", "average"]
+PROJECTIONS: tuple[str, ...] = get_args(Projection)
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ class DAIN(nn.Module):
 
     def __init__(self, projection: Projection = "depth") -> None:
         super().__init__()
-        if projection not in ("depth", "average"):
+        if projection not in PROJECTIONS:
             raise ValueError(f"projection must be 'depth' or 'average', got {projection!r}")
         self.projection = projection
         self.initScaleNets_filter = build_trunk()

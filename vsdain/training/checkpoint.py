@@ -21,6 +21,8 @@ from typing import Any
 
 import torch
 
+from ..weights import PROJECTION_KEY
+
 CHECKPOINT_FORMAT = "vsdain-training-1"
 
 
@@ -62,13 +64,20 @@ def save_checkpoint(
         "progress": asdict(progress),
         "rng": rng_state(),
         "config": config,
+        PROJECTION_KEY: model.projection,
     }
     return _atomic_save(checkpoint, Path(path))
 
 
 def save_weights(path: str | os.PathLike[str], model: torch.nn.Module) -> Path:
-    """The network alone, as a plain state dict in the layout of the released ``best.pth``."""
+    """The network alone: a plain state dict in the layout of the released ``best.pth``, or,
+    for a network without depth-aware projection (DA-None), ``{"state_dict": ...,
+    "projection": "average"}`` so that :func:`vsdain.load_model` restores that projection."""
     state_dict = {key: value.detach().cpu() for key, value in model.state_dict().items()}
+    if model.projection != "depth":
+        return _atomic_save(
+            {"state_dict": state_dict, PROJECTION_KEY: model.projection}, Path(path)
+        )
     return _atomic_save(state_dict, Path(path))
 
 
@@ -100,15 +109,3 @@ def load_checkpoint(path: str | os.PathLike[str], device: torch.device | str) ->
 
 def progress_of(checkpoint: dict[str, Any]) -> TrainingProgress:
     return TrainingProgress(**checkpoint["progress"])
-
-
-def saved_config(path: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """The run settings stored in a training checkpoint, or None for any other file (a plain
-    state dict such as ``best.pth``). Memory-maps the file, so the tensors are not read."""
-    try:
-        content = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:  # not a zip-format torch file, or not loadable: not a checkpoint of ours
-        return None
-    if isinstance(content, dict) and content.get("format") == CHECKPOINT_FORMAT:
-        return content.get("config")
-    return None
