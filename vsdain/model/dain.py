@@ -115,11 +115,11 @@ class DAIN(nn.Module):
         conv_input = layout.for_convolutions(image)
         log_depth = self.depthNet(conv_input).contiguous()
         inverse_depth = INVERSE_DEPTH_EPSILON + torch.exp(-log_depth.float())
-        # One copy builds the context in the default layout the warps read (the image leads
-        # and is in that layout, so cat produces it); the reference's two cats gave the same.
-        context = torch.cat(
-            [image, *self.ctxNet.levels(conv_input), log_depth.detach()], dim=1
-        ).contiguous()
+        # Built once per frame, in the layout the warps read it in for every timestamp; the
+        # reference's two cats gave the same values.
+        context = layout.for_warping(
+            torch.cat([image, *self.ctxNet.levels(conv_input), log_depth.detach()], dim=1)
+        )
         return FrameFeatures(
             image=image,
             log_depth=log_depth,

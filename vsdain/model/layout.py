@@ -17,3 +17,13 @@ def for_convolutions(tensor: torch.Tensor) -> torch.Tensor:
     if tensor.device.type == "cpu" and tensor.dim() == 4:
         return tensor.contiguous(memory_format=torch.channels_last)
     return tensor
+
+
+def for_warping(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor``, contiguous in the layout the adaptive warp will read it in: channels-last
+    for the CPU's inference warp (:func:`vsdain.ops.warping.adaptive_warp_inference`, which
+    would otherwise convert it on every call), the default layout for the kernels and the
+    differentiable reference."""
+    if tensor.device.type == "cpu" and not torch.is_grad_enabled():
+        return tensor.contiguous(memory_format=torch.channels_last)
+    return tensor.contiguous()
