@@ -44,7 +44,9 @@ def vspipe() -> str:
     beside_python = Path(sys.executable).with_name("vspipe")
     found = str(beside_python) if beside_python.is_file() else shutil.which("vspipe")
     if found is None:
-        pytest.skip("vspipe is not installed beside this Python or on PATH")
+        # The vapoursynth wheel installs vspipe; its absence is a broken install, not a reason
+        # to skip the end-to-end test.
+        pytest.fail("vspipe is not installed beside this Python or on PATH")
     return found
 
 
