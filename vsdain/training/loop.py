@@ -80,10 +80,11 @@ def train(config: TrainingConfig, *, stream: TextIO | None = None) -> TrainingRe
     rates = recipe.learning_rates(config.lr_preset, config.depth, config.lr_overrides)
 
     model = recipe.build_model(config.depth)
+    record = config_record(config)
     checkpoint = load_checkpoint(config.resume, device) if config.resume else None
     if checkpoint is not None:
         saved = checkpoint["config"]
-        changed = [key for key in RESUME_INVARIANTS if saved.get(key) != config_record(config)[key]]
+        changed = [key for key in RESUME_INVARIANTS if saved.get(key) != record[key]]
         if changed:
             raise TrainingError(
                 f"{config.resume} was trained with different "
@@ -133,7 +134,6 @@ def train(config: TrainingConfig, *, stream: TextIO | None = None) -> TrainingRe
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     last = out / "last.pth"
-    record = config_record(config)
     train_set = TripletDataset(training, config.crop)
     val_set = TripletDataset(validation, config.crop)
     step_log = _CsvLog(out / "log.csv", ["step", "epoch", "loss", "seconds"])
