@@ -18,7 +18,13 @@ import torch
 from checkpoints import random_state_dict, write_random_checkpoint
 
 from vsdain.commands import download as download_command
-from vsdain.download import DownloadError, Mirror, download_weights, read_manifest
+from vsdain.download import (
+    DownloadError,
+    Mirror,
+    download_weights,
+    find_manifest,
+    read_manifest,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 # Fast retries: the behaviour under test is the same, only the pauses are shorter.
@@ -332,12 +338,19 @@ def test_progress_redraws_one_line_on_a_terminal(server, dest):
 
 
 def test_manifest_lists_the_community_mirror_first_and_the_original_host_last():
-    mirrors = read_manifest(REPO / "models" / "manifest.tsv")
+    mirrors = read_manifest()
     assert [mirror.filename for mirror in mirrors] == ["best.pth", "best.pth"]
     assert mirrors[0].url == (
         "https://raw.githubusercontent.com/BurguerJohn/Dain-App/master/model_weights/best.pth"
     )
     assert mirrors[-1].url == "http://vllab1.ucmerced.edu/~wenbobao/DAIN/best.pth"
+
+
+def test_manifest_is_read_from_inside_the_package():
+    manifest = find_manifest()
+    assert Path(str(manifest)) == REPO / "vsdain" / "data" / "manifest.tsv"
+    assert read_manifest(manifest) == read_manifest()
+    assert not (REPO / "models" / "manifest.tsv").exists()
 
 
 def test_manifest_fields_are_parsed_and_checked(tmp_path):

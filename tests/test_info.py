@@ -70,6 +70,12 @@ def test_reports_where_weights_were_looked_for(report_without_weights):
     assert "python -m vsdain download" in result.stdout
 
 
+def test_reports_the_packaged_mirror_list(report_without_weights):
+    _, result = report_without_weights
+    manifest = REPO / "vsdain" / "data" / "manifest.tsv"
+    assert re.search(rf"^  mirrors\s+{re.escape(str(manifest))} \(2 listed\)$", result.stdout, re.M)
+
+
 def test_checks_the_weights_it_finds(tmp_path):
     write_random_checkpoint(tmp_path / "best.pth")
     result = run_info(tmp_path)

@@ -35,12 +35,12 @@ def checkpoint(tmp_path_factory, released_state) -> Path:
 
 @pytest.fixture
 def fake_checkout(tmp_path, monkeypatch) -> Path:
-    """A source checkout in tmp_path ("repo/vsdain" beside "repo/models/manifest.tsv"), a
-    user cache in tmp_path/cache, and no $VSDAIN_WEIGHTS_DIR."""
+    """A source checkout in tmp_path ("repo/vsdain" beside "repo/pyproject.toml" and
+    "repo/models/"), a user cache in tmp_path/cache, and no $VSDAIN_WEIGHTS_DIR."""
     repo = tmp_path / "repo"
     (repo / "vsdain").mkdir(parents=True)
     (repo / "models").mkdir()
-    (repo / "models" / "manifest.tsv").write_text("# empty\n")
+    (repo / "pyproject.toml").write_text("[project]\n")
     monkeypatch.setattr(weights, "_PACKAGE_DIR", repo / "vsdain")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv(weights.WEIGHTS_DIR_ENV, raising=False)
@@ -213,6 +213,17 @@ def test_search_order_is_checkout_then_user_cache(fake_checkout, tmp_path):
     assert find_weights() == in_cache
     in_checkout = touch(checkout_models / "best.pth")
     assert find_weights() == in_checkout
+
+
+def test_a_folder_with_only_one_of_the_checkout_markers_is_no_checkout(tmp_path, monkeypatch):
+    # site-packages may hold some other project's models/ folder or pyproject.toml.
+    (tmp_path / "vsdain").mkdir()
+    monkeypatch.setattr(weights, "_PACKAGE_DIR", tmp_path / "vsdain")
+    (tmp_path / "models").mkdir()
+    assert weights.checkout_dir() is None
+    (tmp_path / "models").rmdir()
+    (tmp_path / "pyproject.toml").write_text("[project]\n")
+    assert weights.checkout_dir() is None
 
 
 def test_installed_copy_searches_only_the_user_cache(tmp_path, monkeypatch):

@@ -1,4 +1,4 @@
-"""Fetching the released DAIN weights: mirrors from ``manifest.tsv``, resumable HTTP
+"""Fetching the released DAIN weights: mirrors from ``vsdain/data/manifest.tsv``, resumable HTTP
 downloads, and verification before a file is put where the filter will find it.
 
 A download goes to ``<dest>/best.pth.part``. It is renamed to ``best.pth`` only after it
@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
-import site
 import socket
 import sys
 import time
@@ -21,6 +20,8 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import TextIO
 
@@ -31,7 +32,6 @@ from .weights import (
     WEIGHTS_FILENAME,
     WeightsError,
     check_layout,
-    checkout_dir,
     default_download_dir,
     load_state_dict_file,
 )
@@ -64,43 +64,31 @@ class Mirror:
     sha256: str | None = None
 
 
-def manifest_paths() -> list[Path]:
-    """Where ``manifest.tsv`` is looked for, in order: the source checkout's ``models/``,
-    then ``share/vsdain/`` under the environment's prefix and the user base (where a
-    wheel's data files are installed)."""
-    paths = []
-    checkout = checkout_dir()
-    if checkout is not None:
-        paths.append(checkout / "models" / MANIFEST_FILENAME)
-    for prefix in (sys.prefix, site.getuserbase()):
-        path = Path(prefix) / "share" / "vsdain" / MANIFEST_FILENAME
-        if path not in paths:
-            paths.append(path)
-    return paths
+def find_manifest() -> Traversable:
+    """The mirror list shipped inside the package, ``vsdain/data/manifest.tsv``."""
+    return resources.files(__package__).joinpath("data", MANIFEST_FILENAME)
 
 
-def find_manifest() -> Path | None:
-    """The first of :func:`manifest_paths` that exists, or None."""
-    return next((path for path in manifest_paths() if path.is_file()), None)
-
-
-def read_manifest(path: str | os.PathLike[str] | None = None) -> list[Mirror]:
-    """The mirrors listed in a manifest (default: :func:`find_manifest`), in file order.
+def read_manifest(path: str | os.PathLike[str] | Traversable | None = None) -> list[Mirror]:
+    """The mirrors listed in a manifest (default: the packaged one, :func:`find_manifest`),
+    in file order.
 
     Format: one mirror per line, four tab-separated fields (file name, size in bytes,
     sha256, URL), ``-`` for an unknown size or hash; ``#`` starts a comment line.
     """
     if path is None:
         path = find_manifest()
-        if path is None:
-            looked = "\n".join(f"  {candidate}" for candidate in manifest_paths())
-            raise DownloadError(
-                f"the list of download mirrors ({MANIFEST_FILENAME}) was not found. Looked "
-                f"in:\n{looked}\nPass a URL with --url instead."
-            )
-    path = Path(path)
+    elif isinstance(path, str | os.PathLike):
+        path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise DownloadError(
+            f"cannot read the list of download mirrors {path}: {error}. Pass a URL with --url "
+            "instead."
+        ) from error
     mirrors = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         fields = line.split()

@@ -27,8 +27,9 @@ WEIGHTS_FILENAME = "best.pth"
 WEIGHTS_DIR_ENV = "VSDAIN_WEIGHTS_DIR"
 DOWNLOAD_COMMAND = "python -m vsdain download"
 
-# A checkout is recognised by this file beside the package; an installed wheel has none.
-_CHECKOUT_MARKER = Path("models") / "manifest.tsv"
+# A source checkout has the project file and the weights folder beside the package; an
+# installed copy (site-packages) has neither.
+_CHECKOUT_MARKERS = ("pyproject.toml", "models")
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
 # nn.DataParallel saves keys as "module.<key>"; MegaDepth's released files have it too.
@@ -55,7 +56,8 @@ class WeightsNotFoundError(FileNotFoundError):
 def checkout_dir() -> Path | None:
     """The source checkout vsdain runs from, or None when it runs from an installed copy."""
     root = _PACKAGE_DIR.parent
-    return root if (root / _CHECKOUT_MARKER).is_file() else None
+    project, models = (root / name for name in _CHECKOUT_MARKERS)
+    return root if project.is_file() and models.is_dir() else None
 
 
 def user_cache_dir() -> Path:

@@ -164,8 +164,6 @@ def _manifest_summary() -> str:
     from ..download import find_manifest, read_manifest
 
     manifest = find_manifest()
-    if manifest is None:
-        return "no manifest.tsv found (`download` then needs --url)"
     return f"{manifest} ({len(read_manifest(manifest))} listed)"
 
 
