@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from checkpoints import write_random_checkpoint
 
+from vsdain.cli_hint import command_hint
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -67,7 +69,7 @@ def test_reports_devices_and_op_path_for_the_cpu(report_without_weights):
 def test_reports_where_weights_were_looked_for(report_without_weights):
     weights_dir, result = report_without_weights
     assert f"{weights_dir / 'best.pth'}: not found" in result.stdout
-    assert "python -m vsdain download" in result.stdout
+    assert f"nothing; run `{command_hint('download')}`" in result.stdout
 
 
 def test_reports_the_packaged_mirror_list(report_without_weights):

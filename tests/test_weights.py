@@ -10,6 +10,7 @@ import torch
 from checkpoints import random_state_dict, write_random_checkpoint
 
 from vsdain import weights
+from vsdain.cli_hint import command_hint
 from vsdain.weights import (
     WeightsError,
     WeightsNotFoundError,
@@ -123,7 +124,7 @@ def test_truncated_or_garbled_file_says_so_and_suggests_downloading_again(
     path.write_bytes(damage(checkpoint.read_bytes()))
     with pytest.raises(WeightsError, match="truncated or corrupt") as caught:
         load_state_dict_file(path)
-    assert "python -m vsdain download" in str(caught.value)
+    assert command_hint("download") in str(caught.value)
     assert str(path) in str(caught.value)
 
 
@@ -257,7 +258,7 @@ def test_not_found_message_lists_folders_and_says_how_to_get_the_file(fake_check
     message = str(error)
     for path in error.searched:
         assert f"  {path}\n" in message
-    assert "python -m vsdain download" in message
+    assert f"Run `{command_hint('download')}`" in message
     assert f"put a best.pth you obtained by hand at {first}" in message
     assert "$VSDAIN_WEIGHTS_DIR" in message
 
@@ -272,6 +273,7 @@ def test_explicit_path_may_be_a_file_or_a_folder(tmp_path):
 
 def test_explicit_path_that_does_not_exist_is_named(tmp_path):
     missing = tmp_path / "nowhere" / "best.pth"
-    with pytest.raises(WeightsNotFoundError, match="python -m vsdain download") as caught:
+    with pytest.raises(WeightsNotFoundError) as caught:
         find_weights(missing)
     assert str(missing) in str(caught.value)
+    assert f"Run `{command_hint('download')}`" in str(caught.value)

@@ -2,12 +2,14 @@
 
 Writes ``<out>/interpolated.y4m`` (the output video) and ``<out>/before_after.png``: the two
 source frames around one synthesised frame, side by side. Needs the released weights
-(``python -m vsdain download``); ``--random-weights`` runs a labelled smoke test instead.
+(``vsdain download``); ``--random-weights`` runs a labelled smoke test instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
 import subprocess
 import sys
 import time
@@ -16,10 +18,27 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_CLIP = REPO.parent / "shared" / "data" / "clips" / "chaplin.mp4"
 SMOKE_LABEL = "RANDOM WEIGHTS - SMOKE TEST, NOT A QUALITY RESULT"
+# An untrained synthesis network outputs values near zero, so its frames come out almost black.
+SMOKE_NOTE = "a near-black middle frame is what random weights give"
+DESCRIPTION = (
+    "Interpolate a few frames of a real clip with vsdain.Interpolate through vspipe, and "
+    "write OUT/interpolated.y4m and OUT/before_after.png (source frame, synthesised frame, "
+    "next source frame). Needs the released weights; --random-weights runs a labelled smoke "
+    "test without them, whose frames say nothing about quality."
+)
+
+
+def demo_script() -> str:
+    """tools/demo.sh as the user can type it from the current folder."""
+    script = REPO / "tools" / "demo.sh"
+    relative = os.path.relpath(script)
+    if relative.startswith(".."):
+        return shlex.quote(str(script))
+    return shlex.quote(relative if os.sep in relative else f".{os.sep}{relative}")
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(prog=demo_script(), description=DESCRIPTION)
     parser.add_argument("--clip", type=Path, default=DEFAULT_CLIP, help="video file to read")
     parser.add_argument("--first", type=int, default=0, help="first source frame")
     parser.add_argument("--frames", type=int, default=6, help="source frames to interpolate")
@@ -27,7 +46,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--width", type=int, default=0, help="resize to this width (0: keep)")
     parser.add_argument("--weights", type=Path, help="best.pth (default: the usual places)")
     parser.add_argument("--random-weights", action="store_true", help="smoke test, no weights")
-    parser.add_argument("--out", type=Path, default=REPO / "demo-output")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=REPO / "demo-output",
+        help="output folder (default: %(default)s)",
+    )
     return parser.parse_args()
 
 
@@ -40,8 +64,18 @@ def main() -> int:
     args = parse_args()
     if not args.clip.is_file():
         return fail(f"clip not found: {args.clip} (pass --clip PATH)")
+    for option, value, least in (
+        ("--first", args.first, 0),
+        ("--frames", args.frames, 2),
+        ("--multi", args.multi, 2),
+        ("--width", args.width, 0),
+    ):
+        if value < least:
+            return fail(f"{option} must be >= {least}, got {value}")
+    if args.width % 2:
+        return fail(f"--width must be even (4:2:0 output), got {args.width}")
     if args.random_weights:
-        print(f"demo: {SMOKE_LABEL}", file=sys.stderr)
+        print(f"demo: {SMOKE_LABEL}; {SMOKE_NOTE}", file=sys.stderr)
     else:
         from vsdain.weights import WeightsNotFoundError, find_weights
 
@@ -49,7 +83,7 @@ def main() -> int:
             args.weights = find_weights(str(args.weights) if args.weights else None)
         except WeightsNotFoundError as error:
             return fail(
-                f"{error}\n(or run the labelled smoke test: tools/demo.sh --random-weights)"
+                f"{error}\n(or run the labelled smoke test: {demo_script()} --random-weights)"
             )
     args.out.mkdir(parents=True, exist_ok=True)
     video = args.out / "interpolated.y4m"
@@ -105,12 +139,14 @@ def write_before_after(video: Path, args: argparse.Namespace) -> Path:
         ImageDraw.Draw(panel).text((8, 8), caption, fill=(255, 255, 0))
         panels.append(panel)
     width, height = panels[0].size
-    banner = 24 if args.random_weights else 0
+    banner = 40 if args.random_weights else 0
     picture = Image.new("RGB", (3 * width, height + banner), (160, 0, 0))
     for position, panel in enumerate(panels):
         picture.paste(panel, (position * width, banner))
     if args.random_weights:
-        ImageDraw.Draw(picture).text((8, 6), SMOKE_LABEL, fill=(255, 255, 255))
+        draw = ImageDraw.Draw(picture)
+        draw.text((8, 6), SMOKE_LABEL, fill=(255, 255, 255))
+        draw.text((8, 22), SMOKE_NOTE, fill=(255, 255, 255))
     path = args.out / "before_after.png"
     picture.save(path)
     return path

@@ -5,5 +5,5 @@
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 python=$("$repo/tools/env.sh")
-cd "$repo"
-exec "$python" tools/demo.py "$@"
+# No cd: relative paths (--clip, --out) and the commands the demo suggests are the caller's.
+exec "$python" "$repo/tools/demo.py" "$@"

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TextIO
 
 from . import __version__
+from .cli_hint import command_hint
 from .progress import Progress
 from .weights import (
     WEIGHTS_DIR_ENV,
@@ -196,7 +197,7 @@ def download_weights(
         + "\n".join(failures)
         + f"\nIf you obtain {WEIGHTS_FILENAME} by other means, put it at\n  {target}\n"
         f"(or in the folder named by ${WEIGHTS_DIR_ENV}) and check it with "
-        f"`python -m vsdain info`."
+        f"`{command_hint('info')}`."
     )
 
 

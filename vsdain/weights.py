@@ -6,7 +6,7 @@ The released checkpoint is ``best.pth``: a plain state dict of 954 tensors. It i
 2. ``<checkout>/models/``, when vsdain runs from a source checkout;
 3. the user cache, ``$XDG_CACHE_HOME/vsdain`` or ``~/.cache/vsdain``.
 
-``python -m vsdain download`` writes to the first of these.
+``vsdain download`` writes to the first of these.
 """
 
 from __future__ import annotations
@@ -20,12 +20,13 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from .cli_hint import command_hint
+
 if TYPE_CHECKING:
     from .model import DAIN
 
 WEIGHTS_FILENAME = "best.pth"
 WEIGHTS_DIR_ENV = "VSDAIN_WEIGHTS_DIR"
-DOWNLOAD_COMMAND = "python -m vsdain download"
 
 # A source checkout has the project file and the weights folder beside the package; an
 # installed copy (site-packages) has neither.
@@ -78,7 +79,7 @@ def weights_search_dirs() -> list[Path]:
 
 
 def default_download_dir() -> Path:
-    """Where ``python -m vsdain download`` saves ``best.pth`` unless told otherwise."""
+    """Where ``vsdain download`` saves ``best.pth`` unless told otherwise."""
     return weights_search_dirs()[0]
 
 
@@ -96,7 +97,7 @@ def find_weights(path: str | os.PathLike[str] | None = None) -> Path:
         if candidate.is_file():
             return candidate
         raise WeightsNotFoundError(
-            f"DAIN weights not found at {candidate}. Run `{DOWNLOAD_COMMAND}` to fetch "
+            f"DAIN weights not found at {candidate}. Run `{command_hint('download')}` to fetch "
             f"{WEIGHTS_FILENAME}, or pass the path of a file you already have.",
             [candidate],
         )
@@ -107,7 +108,7 @@ def find_weights(path: str | os.PathLike[str] | None = None) -> Path:
     looked = "\n".join(f"  {candidate}" for candidate in searched)
     raise WeightsNotFoundError(
         f"DAIN weights ({WEIGHTS_FILENAME}) not found. Looked in:\n{looked}\n"
-        f"Run `{DOWNLOAD_COMMAND}` to fetch them, or put a {WEIGHTS_FILENAME} you obtained "
+        f"Run `{command_hint('download')}` to fetch them, or put a {WEIGHTS_FILENAME} you obtained "
         f"by hand at {searched[0]} (or in a folder named by ${WEIGHTS_DIR_ENV}).",
         searched,
     )
@@ -244,7 +245,7 @@ def _unreadable(path: Path, detail: str) -> WeightsError:
     return WeightsError(
         f"cannot read {path} ({path.stat().st_size:,} bytes) as a PyTorch checkpoint; it is "
         f"probably truncated or corrupt. Delete it and re-download it with "
-        f"`{DOWNLOAD_COMMAND}`. ({detail})"
+        f"`{command_hint('download')}`. ({detail})"
     )
 
 

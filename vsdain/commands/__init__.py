@@ -1,5 +1,7 @@
-"""Command-line entry point. Each sub-command lives in its own module of this package and
-provides ``add_arguments(parser)`` and ``run(args) -> int`` (the exit code)."""
+"""Command-line entry point: the ``vsdain`` script and ``python -m vsdain``.
+
+Each sub-command lives in its own module of this package and provides
+``add_arguments(parser)`` and ``run(args) -> int`` (the exit code)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ COMMANDS = {
     "evaluate": ("evaluate", "PSNR/SSIM/IE over a folder of frame triplets"),
     "train": ("train", "train or fine-tune DAIN on triplets"),
     "bench": ("bench", "time and memory of the filter against the naive path and MVTools"),
+    "render": ("render", "a whole video through the filter, in resumable chunks, on many workers"),
 }
 
 
@@ -22,7 +25,7 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     """Only the chosen command's module is imported (and adds its options): a command's
     dependencies never slow down or break another command."""
     parser = argparse.ArgumentParser(
-        prog="python -m vsdain", description="Tools around the vsdain VapourSynth filter."
+        prog="vsdain", description="Tools around the vsdain VapourSynth filter."
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -39,6 +42,7 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser(argv).parse_args(argv)
+    args.argv = list(argv)  # for messages that repeat the command, e.g. train's resume hint
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(name)s: %(message)s",

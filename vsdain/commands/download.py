@@ -1,4 +1,4 @@
-"""``python -m vsdain download``: fetch ``best.pth`` and verify it before saving it.
+"""``vsdain download``: fetch ``best.pth`` and verify it before saving it.
 
 Progress and messages go to stderr; stdout stays empty.
 """

@@ -1,4 +1,4 @@
-"""``python -m vsdain evaluate DATA --layout L --method M --out DIR``: PSNR, SSIM and IE of an
+"""``vsdain evaluate DATA --layout L --method M --out DIR``: PSNR, SSIM and IE of an
 interpolation method over a folder of triplets.
 
 Writes ``DIR/metrics.csv`` (per sample, then the mean), ``DIR/metrics.md`` (a markdown table)
@@ -37,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--weights",
         metavar="PATH",
         help="DAIN weights or a training checkpoint (default: the released best.pth, found "
-        "as `python -m vsdain info` shows)",
+        "as `vsdain info` shows)",
     )
     parser.add_argument(
         "--device", default="auto", help="cpu, cuda or cuda:N (default: cuda when available)"

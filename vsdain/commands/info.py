@@ -1,4 +1,4 @@
-"""``python -m vsdain info``: versions, devices, which op path runs, and which weights load.
+"""``vsdain info``: versions, devices, which op path runs, and which weights load.
 
 Meant to be pasted into bug reports, so it reports what it cannot find instead of failing:
 each section catches its own errors.
@@ -123,6 +123,7 @@ def _cuda_device_count() -> int:
 
 def _weights() -> list[Row]:
     from .. import weights
+    from ..cli_hint import command_hint
 
     override = os.environ.get(weights.WEIGHTS_DIR_ENV)
     rows = []
@@ -141,7 +142,7 @@ def _weights() -> list[Row]:
     try:
         found = weights.find_weights()
     except weights.WeightsNotFoundError:
-        rows.append(("using", f"nothing; run `{weights.DOWNLOAD_COMMAND}`"))
+        rows.append(("using", f"nothing; run `{command_hint('download')}`"))
     else:
         rows.append(("using", str(found)))
         rows.append(("check", _guarded(lambda: _check_file(found))))

@@ -1,4 +1,4 @@
-"""``python -m vsdain train DATA --out DIR``: train or fine-tune DAIN with the recipe of the
+"""``vsdain train DATA --out DIR``: train or fine-tune DAIN with the recipe of the
 paper and its reference code (Charbonnier loss, AdaMax, per-network learning rates, flips
 and temporal reversal, the reference's plateau schedule).
 
@@ -206,10 +206,41 @@ def run(args: argparse.Namespace) -> int:
         print(f"train: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"train: interrupted; continue with --resume {args.out}/last.pth", file=sys.stderr)
+        print(f"train: interrupted; continue with `{resume_command(args)}`", file=sys.stderr)
         return 130
     print(f"train: {result.progress.step} steps; checkpoint {result.checkpoint}", file=sys.stderr)
     return 0
+
+
+# Options that say where a run starts; --resume replaces them all.
+_START_OPTIONS = ("--weights", "--from-scratch", "--resume")
+
+
+def resume_command(args: argparse.Namespace) -> str:
+    """The command line that continues this run from its ``last.pth``: the one given, with
+    its start option (``--weights``, ``--from-scratch``, ``--resume``) replaced by
+    ``--resume OUT/last.pth``."""
+    from pathlib import Path
+
+    from ..cli_hint import command_hint
+
+    checkpoint = str(Path(args.out) / "last.pth")
+    argv = getattr(args, "argv", None)
+    if argv is None:
+        return command_hint("train", args.data, "--out", args.out, "--resume", checkpoint)
+    kept = []
+    words = iter(argv)
+    for word in words:
+        name, equals, _ = word.partition("=")
+        # argparse accepts unambiguous prefixes (--from, --resu), so match those too.
+        option = next(
+            (o for o in _START_OPTIONS if name.startswith("--") and o.startswith(name)), None
+        )
+        if option is None or len(name) < 3:
+            kept.append(word)
+        elif option != "--from-scratch" and not equals:
+            next(words, None)  # the option's value
+    return command_hint(*kept, "--resume", checkpoint)
 
 
 def _check(args: argparse.Namespace) -> str | None:
