@@ -218,10 +218,11 @@ def _check_paths(source: object, output: object) -> tuple[Path, Path]:
     os.close(handle)
     try:
         open_output(Path(probe_name)).close()
-    except EncodeError as problem:
-        raise RenderError(f"OUTPUT: {problem}") from None
-    except Exception:
-        pass  # a container that cannot even write an empty header is caught by the probe
+    except EncodeError:
+        raise RenderError(
+            f"OUTPUT {output_path}: no container format for the extension "
+            f"{output_path.suffix or '(none)'!r}; use .mkv or .mp4"
+        ) from None
     finally:
         Path(probe_name).unlink(missing_ok=True)
     return source_path.resolve(), output_path
