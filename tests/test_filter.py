@@ -225,7 +225,7 @@ def test_big_buck_bunny_slots_repeat_exactly_at_its_three_cuts(small_bunny, netw
     # The cut decisions for all 719 pairs, without running the network 716 times: every
     # interpolated slot becomes -1 (bicubic ringing leaves source values just below 0, so
     # the check is equality with the left frame).
-    def marker(self, left, t, timestamps, left_frame, right_frame):
+    def marker(self, first, second, t, first_frame, second_frame):
         return np.full((3, small_bunny.height, small_bunny.width), -1.0, np.float32)
 
     monkeypatch.setattr(PairCache, "interpolated", marker)

@@ -6,20 +6,25 @@ import logging
 import os
 
 import numpy as np
+import torch
 import vapoursynth as vs
 
 from ..model import DAIN, Padding
+from ..precision import describe_native_bfloat16, native_bfloat16
 from .arguments import Settings, check_arguments, error
-from .frames import planes_to_frame
+from .cuts import PAIR_CUT_PROP, aligned, output_cuts, pair_cuts, previous
+from .formats import Conversion
+from .frames import copy_planes, planes_to_frame
 from .pair_cache import PairCache
-from .scenecut import NEXT_PROP, PREV_PROP, marked_cut
-from .timing import FrameTiming
+from .scenecut import NEXT_PROP, PREV_PROP
+from .timing import FrameTiming, Slot
 
 log = logging.getLogger(__name__)
 
-SAMPLE_TYPES = {vs.RGBS: np.float32, vs.RGBH: np.float16}
 # Meaningless once a frame is not the source frame it was copied from.
-STALE_ON_COPIES = ("_AbsoluteTime", NEXT_PROP, PREV_PROP)
+STALE_ON_COPIES = ("_AbsoluteTime",)
+# Set afresh on every output frame from the cuts the filter knows (see cuts.py).
+SCENE_CHANGE_PROPS = (NEXT_PROP, PREV_PROP)
 
 
 def Interpolate(
@@ -32,13 +37,21 @@ def Interpolate(
     sc_threshold: float | None = None,
     weights: str | os.PathLike[str] | None = None,
     device: str | None = None,
-    fp16: bool | None = None,
+    precision: str | None = None,
+    matrix: str | None = None,
     model: DAIN | None = None,
+    fp16: None = None,
 ) -> vs.VideoNode:
     """Raise ``clip``'s frame rate with DAIN, synthesising the frames in between.
 
-    clip: RGBS or RGBH, constant size, format and frame rate, at least 2 frames. The output
-    has the same format and size.
+    clip: planar RGB or YUV (4:2:0, 4:2:2, 4:4:4, ...), integer 8-16 bits or float 16/32
+    bits, constant size, format and frame rate, at least 2 frames. The output has the same
+    format and size. The network sees each frame as RGBS converted by ``core.resize`` with the
+    frame's own ``_Matrix``, ``_Range`` and ``_ChromaLocation``; synthesised frames are
+    converted back with the same three values of the left source frame (Bicubic chroma,
+    ordered dither for integer formats: no banding from rounding, and one fixed pattern, so
+    no frame-to-frame shimmer). Samples are clamped to [0, 1] (NaN as 0) on the way into the
+    network only; source frames pass through untouched.
     multi: integer >= 2; the output rate is ``clip.fps * multi``.
     fps_num, fps_den: an exact output rate instead of ``multi`` (any positive rational, above
     or below the source's; fps_den defaults to 1), e.g. 24000/1001 -> fps_num=60000,
@@ -53,11 +66,19 @@ def Interpolate(
     ``python -m vsdain download``.
     device: ``"cpu"``, ``"cuda"`` or ``"cuda:<index>"``. Default: CUDA when PyTorch sees a
     GPU, else the CPU.
-    fp16: compute in half precision (CUDA only). Default: on for RGBH clips on CUDA. On the
-    CPU an RGBH clip is computed in float32 and written back as half.
+    precision: what the network computes in: ``"float32"``, ``"float16"`` (CUDA only) or
+    ``"bfloat16"``. Default (None): float16 on CUDA for 16-bit float clips (RGBH, YUV...PH),
+    else float32. bfloat16 halves the memory and, on a CPU with native bfloat16 (AVX512-BF16,
+    AMX; see ``python -m vsdain info``), runs the convolutions faster; on other CPUs it is
+    emulated, much slower than float32, and a warning says so on stderr. The flow projection
+    accumulates in float32 whatever the precision.
+    matrix: the YUV matrix, in resize's names (``"709"``, ``"170m"``, ``"470bg"``,
+    ``"2020ncl"``, ...), for a YUV clip whose frames leave ``_Matrix`` unspecified (missing or
+    2); when given it replaces every frame's own. Only for YUV clips.
     model: for tests and advanced use, an already-loaded :class:`vsdain.DAIN` in eval mode,
     used on its own device and dtype instead of loading ``weights`` (then leave ``weights``,
-    ``device`` and ``fp16`` unset).
+    ``device`` and ``precision`` unset).
+    fp16: removed; giving it raises an error that points to ``precision``.
 
     Timing: output frame i sits at source position i * clip.fps / output_fps, computed
     exactly; its pair is the source frames floor and floor + 1 of that position and t its
@@ -80,8 +101,21 @@ def Interpolate(
     Raises ``vs.Error`` naming the argument for any invalid input, before anything is loaded.
     """
     settings = check_arguments(
-        clip, multi, fps_num, fps_den, sc, sc_threshold, weights, device, fp16, model
+        clip,
+        multi,
+        fps_num,
+        fps_den,
+        sc,
+        sc_threshold,
+        weights,
+        device,
+        precision,
+        model,
+        matrix=matrix,
+        fp16=fp16,
     )
+    if settings.dtype == torch.bfloat16 and settings.device.type == "cpu" and not native_bfloat16():
+        log.warning("bfloat16 on this CPU: %s", describe_native_bfloat16())
     network = settings.model if settings.model is not None else _load(settings)
     return _build(clip, settings, network)
 
@@ -96,24 +130,13 @@ def _load(settings: Settings) -> DAIN:
         raise error(str(failure)) from None
 
 
-def _aligned(source: vs.VideoNode, timing: FrameTiming) -> vs.VideoNode:
-    """An output-length clip whose frame n is ``source``'s frame ``timing.slot(n).left``."""
-    cycle, offsets = timing.select_every()
-    aligned = source.std.SelectEvery(cycle=cycle, offsets=offsets, modify_duration=False)
-    if aligned.num_frames != timing.output_length:
-        raise RuntimeError(
-            f"internal error: SelectEvery gave {aligned.num_frames} frames, expected "
-            f"{timing.output_length}"
-        )
-    return aligned
-
-
 def _build(clip: vs.VideoNode, settings: Settings, network: DAIN) -> vs.VideoNode:
     timing = settings.timing
     following = clip[1:] + clip[-1]
-    clips = [_aligned(clip, timing), _aligned(following, timing)]
+    clips = [aligned(clip, timing), aligned(following, timing)]
     if settings.detector is not None:
-        clips.append(_aligned(settings.detector.scores(clip), timing))
+        cuts = output_cuts(pair_cuts(clip, settings.detector), timing)
+        clips += [cuts, previous(cuts)]
     output_fps = timing.output_fps
     template = clip.std.BlankClip(
         length=timing.output_length,
@@ -126,21 +149,62 @@ def _build(clip: vs.VideoNode, settings: Settings, network: DAIN) -> vs.VideoNod
         Padding.for_size(clip.height, clip.width),
         device=settings.device,
         dtype=settings.dtype,
-        sample_type=np.dtype(SAMPLE_TYPES[clip.format.id]),
-        pair_capacity=vs.core.num_threads,
+        sample_type=np.dtype(np.float32),
     )
-    render = _FrameRenderer(timing, pairs, detect_cuts=settings.detector is not None)
-    return template.std.ModifyFrame(clips=clips, selector=render)
+    synthesised = _synthesised(clip, Conversion(clip.format, settings.matrix), timing, pairs)
+    render = _FrameRenderer(timing, detect_cuts=settings.detector is not None)
+    # Source and repeated frames are the clip's own frames; only the others ask for the
+    # network's (VapourSynth is lazy, so their conversion never runs for the former).
+    copies = template.std.ModifyFrame(clips=clips, selector=render)
+    made = template.std.ModifyFrame(clips=[*clips, synthesised], selector=render)
+
+    def choose(n: int, f: list[vs.VideoFrame]) -> vs.VideoNode:
+        return copies if render.is_copy(timing.slot(n), f) else made
+
+    return template.std.FrameEval(choose, prop_src=clips, clip_src=[copies, made])
+
+
+def _synthesised(
+    clip: vs.VideoNode, conversion: Conversion, timing: FrameTiming, pairs: PairCache
+) -> vs.VideoNode:
+    """An output-length clip in ``clip``'s format whose frame n is the network's frame for
+    output slot n (meaningful only for slots that are synthesised)."""
+    rgb = conversion.to_network(clip)
+    rgb_clips = [aligned(rgb, timing), aligned(rgb[1:] + rgb[-1], timing)]
+    network_frames = rgb_clips[0].std.ModifyFrame(
+        clips=rgb_clips, selector=_Synthesiser(timing, pairs)
+    )
+    return conversion.from_network(network_frames, aligned(clip, timing))
+
+
+class _Synthesiser:
+    """ModifyFrame's selector on the network's RGBS frames: f holds the output-aligned first and
+    second source frames of slot n's pair, as RGBS."""
+
+    def __init__(self, timing: FrameTiming, pairs: PairCache) -> None:
+        self.timing = timing
+        self.pairs = pairs
+
+    def __call__(self, n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
+        slot = self.timing.slot(n)
+        try:
+            planes = self.pairs.interpolated(slot.left, slot.left + 1, slot.t, f[0], f[1])
+            return planes_to_frame(planes, f[0])
+        except Exception as failure:
+            where = f"source pair {slot.left}-{slot.left + 1}, t={slot.t}"
+            reason = str(failure) or "no message"
+            raise error(f"frame {n} ({where}): {type(failure).__name__}: {reason}") from failure
 
 
 class _FrameRenderer:
-    """ModifyFrame's selector: f holds the output-aligned left and right source frames (and the
-    scene-cut scores when detection is on); everything else is fixed when the filter is built.
+    """ModifyFrame's selector: f holds the output-aligned left and right source frames and,
+    when cuts are detected, the cut flags of output frames n and n - 1 (see cuts.py), then,
+    for synthesised slots only, the network's frame in the clip's format; everything else is
+    fixed when the filter is built.
     """
 
-    def __init__(self, timing: FrameTiming, pairs: PairCache, *, detect_cuts: bool) -> None:
+    def __init__(self, timing: FrameTiming, *, detect_cuts: bool) -> None:
         self.timing = timing
-        self.pairs = pairs
         self.detect_cuts = detect_cuts
         self.last_source = timing.source_length - 1
         duration = timing.output_duration
@@ -148,29 +212,33 @@ class _FrameRenderer:
 
     def __call__(self, n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
         slot = self.timing.slot(n)
-        left_frame, right_frame = f[0], f[1]
-        if slot.is_source:
-            out = left_frame.copy()
-            out.props.update(self.duration)
-            return out
-        cut = (
-            slot.left < self.last_source
-            and self.detect_cuts
-            and (marked_cut(left_frame.props, right_frame.props) or bool(f[2].props[NEXT_PROP]))
-        )
-        if slot.left == self.last_source or cut:
-            out = left_frame.copy()
-        else:
-            timestamps = [t for _, t in self.timing.outputs_between(slot.left)]
-            planes = self.pairs.interpolated(slot.left, slot.t, timestamps, left_frame, right_frame)
-            out = planes_to_frame(planes, left_frame)
-        for key in STALE_ON_COPIES:
+        try:
+            return self._render(n, slot, f)
+        except Exception as failure:
+            if slot.is_source:
+                where = f"source frame {slot.left}"
+            else:
+                where = f"source pair {slot.left}-{slot.left + 1}, t={slot.t}"
+            reason = str(failure) or "no message"
+            raise error(f"frame {n} ({where}): {type(failure).__name__}: {reason}") from failure
+
+    def is_copy(self, slot: Slot, f: list[vs.VideoFrame]) -> bool:
+        """Whether slot's output is the left source frame's pixels (source slot, past the last
+        source frame, or a cut) rather than a synthesised frame."""
+        cut = self.detect_cuts and f[2].props[PAIR_CUT_PROP] == 1
+        return slot.is_source or slot.left == self.last_source or cut
+
+    def _render(self, n: int, slot: Slot, f: list[vs.VideoFrame]) -> vs.VideoFrame:
+        left_frame = f[0]
+        out = left_frame.copy() if self.is_copy(slot, f) else copy_planes(f[-1], left_frame)
+        stale = SCENE_CHANGE_PROPS if slot.is_source else STALE_ON_COPIES + SCENE_CHANGE_PROPS
+        for key in stale:
             if key in out.props:
                 del out.props[key]
+        if self.detect_cuts:
+            if f[2].props[NEXT_PROP] == 1:
+                out.props[NEXT_PROP] = 1
+            if n > 0 and f[3].props[NEXT_PROP] == 1:
+                out.props[PREV_PROP] = 1
         out.props.update(self.duration)
-        if cut and self._last_in_pair(n, slot.left):
-            out.props[NEXT_PROP] = 1
         return out
-
-    def _last_in_pair(self, n: int, left: int) -> bool:
-        return n + 1 == self.timing.output_length or self.timing.slot(n + 1).left != left

@@ -20,7 +20,7 @@ cut gives a ghosted blend of two shots, a false one only a repeated frame.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import vapoursynth as vs
 
@@ -43,10 +43,17 @@ def cut_score(difference: float, neighbours: Sequence[float], floor: float = MOT
     return difference / max([*neighbours, floor])
 
 
-def marked_cut(left_props: vs.FrameProps, right_props: vs.FrameProps) -> bool:
+def is_flagged(props: Mapping[str, object], key: str) -> bool:
+    """Whether a scene-change property is set the way VapourSynth defines it: the integer 1.
+    Anything else (0, -1, the string "1", an array such as [1, 1], absent) is no cut."""
+    value = props.get(key)
+    return type(value) is int and value == 1
+
+
+def marked_cut(left_props: Mapping[str, object], right_props: Mapping[str, object]) -> bool:
     """Whether another detector marked a cut between two consecutive frames:
-    ``_SceneChangeNext`` on the left one or ``_SceneChangePrev`` on the right one."""
-    return bool(left_props.get(NEXT_PROP, 0)) or bool(right_props.get(PREV_PROP, 0))
+    ``_SceneChangeNext`` = 1 on the left one or ``_SceneChangePrev`` = 1 on the right one."""
+    return is_flagged(left_props, NEXT_PROP) or is_flagged(right_props, PREV_PROP)
 
 
 class SceneCutDetector:
