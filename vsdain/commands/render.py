@@ -158,5 +158,8 @@ def _as_option(message: str) -> str:
 
 
 def _usage_error(message: str) -> int:
-    print(f"{NAME}: {message}", file=sys.stderr)
-    return 2
+    """Bad input: ``vsdain render: message`` on stderr and exit code 2, through the
+    commands' shared UsageError."""
+    from . import UsageError
+
+    raise UsageError(message)
