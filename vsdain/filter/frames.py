@@ -1,4 +1,5 @@
-"""VapourSynth frames <-> torch tensors, for planar float RGB (RGBS and RGBH)."""
+"""VapourSynth frames <-> torch tensors, for planar float RGB (RGBS and RGBH), and plane
+copies between frames of one format."""
 
 from __future__ import annotations
 
@@ -12,12 +13,16 @@ RGB_PLANES = 3
 def frame_to_tensor(
     frame: vs.VideoFrame, *, device: torch.device | str = "cpu", dtype: torch.dtype | None = None
 ) -> torch.Tensor:
-    """(1, 3, H, W) tensor of an RGBS or RGBH frame's planes, R, G, B; values as stored
-    (normally 0..1). ``dtype`` defaults to the frame's own (float32 or float16). The frame's
-    memory is copied, never aliased: VapourSynth may reuse it once the frame is released."""
+    """(1, 3, H, W) tensor of an RGBS or RGBH frame's planes, R, G, B, as the network takes
+    them: in [0, 1], NaN as 0 and everything else (infinities, 1e30, the overshoot of a YUV
+    conversion) clamped, so one bad sample damages only its neighbourhood instead of turning
+    every synthesised pixel into NaN. ``dtype`` defaults to the frame's own (float32 or
+    float16); the clamping happens before the cast. The frame's memory is copied, never
+    aliased: VapourSynth may reuse it once the frame is released."""
     planes = np.stack([np.asarray(frame[plane]) for plane in range(RGB_PLANES)])
-    tensor = torch.from_numpy(planes).unsqueeze(0)
-    return tensor.to(device=device, dtype=dtype or tensor.dtype)
+    tensor = torch.from_numpy(planes).unsqueeze(0).to(device=device)
+    tensor = torch.nan_to_num(tensor, nan=0.0).clamp_(0.0, 1.0)
+    return tensor.to(dtype=dtype or tensor.dtype)
 
 
 def tensor_to_planes(image: torch.Tensor, sample_type: np.dtype) -> np.ndarray:
@@ -50,3 +55,20 @@ def tensor_to_frame(image: torch.Tensor, template: vs.VideoFrame) -> vs.VideoFra
     ``template`` (same format, size and properties)."""
     sample_type = np.asarray(template[0]).dtype
     return planes_to_frame(tensor_to_planes(image, sample_type), template)
+
+
+def copy_planes(source: vs.VideoFrame, template: vs.VideoFrame) -> vs.VideoFrame:
+    """A copy of ``template`` (its properties) holding ``source``'s pixels; both frames must
+    have one format and size."""
+    if source.format.id != template.format.id or (source.width, source.height) != (
+        template.width,
+        template.height,
+    ):
+        raise ValueError(
+            f"cannot copy {source.format.name} {source.width}x{source.height} planes into a "
+            f"{template.format.name} {template.width}x{template.height} frame"
+        )
+    frame = template.copy()
+    for plane in range(frame.format.num_planes):
+        np.copyto(np.asarray(frame[plane]), np.asarray(source[plane]))
+    return frame
