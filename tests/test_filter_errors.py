@@ -46,17 +46,43 @@ def blank(format=vs.RGBS, **kwargs) -> vs.VideoNode:
     return core.std.BlankClip(format=format, width=64, height=48, length=4, **kwargs)
 
 
-# -- clip -------------------------------------------------------------------------------------
-def test_yuv_clip_names_the_resize_call(network):
-    message = expect_error("RGBS or RGBH", blank(vs.YUV420P8), model=network)
+# -- clip, matrix -----------------------------------------------------------------------------
+@pytest.mark.parametrize("matrix", [None, 2])
+def test_yuv_clip_without_a_matrix_asks_for_one(network, matrix):
+    clip = (
+        blank(vs.YUV420P8)
+        if matrix is None
+        else blank(vs.YUV420P8).std.SetFrameProps(_Matrix=matrix)
+    )
+    message = expect_error("does not say its YUV matrix", clip, model=network)
     assert "YUV420P8" in message
-    assert "clip.resize.Bicubic(format=vs.RGBS, matrix_in_s='709')" in message
+    assert "matrix='709'" in message
+    for name in ("'170m'", "'470bg'", "'2020ncl'"):
+        assert name in message
 
 
-@pytest.mark.parametrize("format", [vs.RGB24, vs.RGB48, vs.GRAYS])
-def test_other_formats_name_a_plain_conversion(network, format):
-    message = expect_error("RGBS or RGBH", blank(format), model=network)
-    assert "clip.resize.Point(format=vs.RGBS)" in message
+def test_yuv_clip_with_a_matrix_argument_or_property_is_accepted(network):
+    vsdain.Interpolate(blank(vs.YUV420P8), model=network, matrix="709")
+    vsdain.Interpolate(blank(vs.YUV422P10).std.SetFrameProps(_Matrix=6), model=network)
+
+
+@pytest.mark.parametrize("matrix", ["bt709", 709, "rgb", "unspec", ""])
+def test_bad_matrix_lists_the_names(network, matrix):
+    message = expect_error(
+        "matrix must be one of", blank(vs.YUV420P8), model=network, matrix=matrix
+    )
+    assert "'709'" in message and "'2020ncl'" in message
+
+
+def test_matrix_on_an_rgb_clip(network):
+    expect_error("matrix applies to YUV clips only", blank(vs.RGB24), model=network, matrix="709")
+
+
+@pytest.mark.parametrize("format", [vs.GRAY8, vs.GRAY16, vs.GRAYS])
+def test_grey_clips_name_a_conversion(network, format):
+    message = expect_error("clip must be RGB or YUV", blank(format), model=network)
+    assert "GRAY" in message
+    assert "std.ShufflePlanes" in message
 
 
 def test_variable_format_and_size(network):
@@ -140,7 +166,7 @@ def test_weights_must_be_a_path(clip, no_loading):
 def test_every_argument_is_checked_before_loading(clip, tmp_path, no_loading):
     present = tmp_path / "best.pth"
     present.write_bytes(b"never read")
-    expect_error("fp16 must be", clip, weights=str(present), device="cpu", fp16="yes")
+    expect_error("precision must be", clip, weights=str(present), device="cpu", precision="yes")
     expect_error("multi must be", clip, 1, weights=str(present))
 
 
@@ -156,8 +182,23 @@ def test_cuda_without_a_gpu(clip, no_loading):
     expect_error("no CUDA GPU.*device='cpu'", clip, device="cuda:1")
 
 
-def test_fp16_needs_cuda(clip, no_loading):
-    expect_error("fp16=True needs a CUDA device", clip, device="cpu", fp16=True)
+def test_float16_needs_cuda(clip, no_loading):
+    message = expect_error(
+        "precision='float16' needs a CUDA device", clip, device="cpu", precision="float16"
+    )
+    assert "precision='bfloat16'" in message
+
+
+@pytest.mark.parametrize("precision", ["fp32", "half", "bf16", torch.float32, 16, True])
+def test_bad_precision_lists_the_values(clip, no_loading, precision):
+    message = expect_error("precision must be None", clip, device="cpu", precision=precision)
+    assert "'float32', 'float16' or 'bfloat16'" in message
+
+
+@pytest.mark.parametrize("fp16", [True, False])
+def test_fp16_is_gone_and_points_to_precision(clip, no_loading, fp16):
+    message = expect_error("fp16 is gone", clip, device="cpu", fp16=fp16)
+    assert "precision='float16'" in message
 
 
 # -- model= -------------------------------------------------------------------------------------
@@ -165,10 +206,10 @@ def test_model_must_be_a_dain(clip):
     expect_error("model must be a vsdain.DAIN", clip, model=torch.nn.Linear(1, 1))
 
 
-def test_model_excludes_weights_device_and_fp16(network, clip, tmp_path):
+def test_model_excludes_weights_device_and_precision(network, clip, tmp_path):
     expect_error("weights or model, not both", clip, model=network, weights=str(tmp_path))
     expect_error("move the model yourself", clip, model=network, device="cpu")
-    expect_error("move the model yourself", clip, model=network, fp16=False)
+    expect_error("move the model yourself", clip, model=network, precision="float32")
 
 
 def test_model_in_training_mode(clip):

@@ -16,11 +16,12 @@ import vapoursynth as vs
 
 from ..devices import resolve_device
 from ..model import DAIN
+from ..precision import PRECISIONS, default_dtype
+from .formats import MATRICES, format_problem, is_half, needs_matrix
 from .scenecut import SceneCutDetector
 from .timing import FrameTiming
 
 NAME = "Interpolate"
-SUPPORTED_FORMATS = (vs.RGBS, vs.RGBH)
 # A rate ratio whose cycle is longer than this is almost certainly a typo (23.976 -> 60 has a
 # cycle of 1001 output frames); std.SelectEvery would need an offset list this long.
 MAX_CYCLE = 100_000
@@ -35,7 +36,8 @@ def error(message: str) -> vs.Error:
 @dataclass(frozen=True)
 class Settings:
     """Validated arguments. weights is the file to load, or None when ``model`` is given;
-    dtype is what the network computes in (the output keeps the clip's format)."""
+    dtype is what the network computes in (the output keeps the clip's format); matrix is
+    resize's name of the YUV matrix that replaces the frames' own, or None."""
 
     timing: FrameTiming
     detector: SceneCutDetector | None
@@ -43,6 +45,7 @@ class Settings:
     model: DAIN | None
     device: torch.device
     dtype: torch.dtype
+    matrix: str | None = None
 
 
 def check_arguments(
@@ -54,18 +57,26 @@ def check_arguments(
     sc_threshold: object,
     weights: object,
     device: object,
-    fp16: object,
+    precision: object,
     model: object,
+    *,
+    matrix: object = None,
+    fp16: object = None,
 ) -> Settings:
-    """Raise ``vs.Error`` for the first bad argument; otherwise the settings to build with."""
+    """Raise ``vs.Error`` for the first bad argument; otherwise the settings to build with.
+    Reads frame 0 of a YUV clip (its ``_Matrix``) when ``matrix`` is not given."""
     clip = check_clip(clip)
+    matrix = check_matrix(matrix, clip)
     timing = check_rate(clip, multi, fps_num, fps_den)
     detector = check_scene_change(sc, sc_threshold)
+    check_no_fp16(fp16)
     if model is not None:
-        return Settings(timing, detector, None, *check_model(model, weights, device, fp16))
+        return Settings(
+            timing, detector, None, *check_model(model, weights, device, precision), matrix
+        )
     target = check_device(device)
-    dtype = check_fp16(fp16, target, clip)
-    return Settings(timing, detector, check_weights(weights), None, target, dtype)
+    dtype = check_precision(precision, target, clip)
+    return Settings(timing, detector, check_weights(weights), None, target, dtype, matrix)
 
 
 def check_clip(clip: object) -> vs.VideoNode:
@@ -81,11 +92,9 @@ def check_clip(clip: object) -> vs.VideoNode:
             "clip must have a constant frame size, got a variable one; resize every "
             "frame to one size first, e.g. clip.resize.Bicubic(1280, 720)"
         )
-    if clip.format.id not in SUPPORTED_FORMATS:
-        raise error(
-            f"clip must be RGBS or RGBH (planar float RGB), got {clip.format.name}; "
-            f"convert with {_conversion_hint(clip.format)}"
-        )
+    problem = format_problem(clip.format)
+    if problem is not None:
+        raise error(f"{problem}; convert with {_conversion_hint(clip.format)}")
     if clip.num_frames < 2:
         raise error(
             f"clip must have at least 2 frames, got {clip.num_frames}: there is nothing to "
@@ -95,9 +104,38 @@ def check_clip(clip: object) -> vs.VideoNode:
 
 
 def _conversion_hint(format: vs.VideoFormat) -> str:
-    if format.color_family == vs.YUV:
-        return "clip.resize.Bicubic(format=vs.RGBS, matrix_in_s='709') (use the clip's matrix)"
+    if format.color_family == vs.GRAY:
+        return (
+            "clip.std.ShufflePlanes([clip] * 3, planes=[0, 0, 0], colorfamily=vs.RGB) "
+            "(grey as RGB) and back with clip.std.ShufflePlanes(planes=0, colorfamily=vs.GRAY)"
+        )
     return "clip.resize.Point(format=vs.RGBS)"
+
+
+def check_matrix(matrix: object, clip: vs.VideoNode) -> str | None:
+    choices = ", ".join(repr(name) for name in MATRICES)
+    if matrix is not None:
+        if not isinstance(matrix, str) or matrix not in MATRICES:
+            raise error(f"matrix must be one of {choices} (resize's names), got {matrix!r}")
+        if clip.format.color_family != vs.YUV:
+            raise error(
+                f"matrix applies to YUV clips only, and clip is {clip.format.name}; drop it"
+            )
+        return matrix
+    if clip.format.color_family != vs.YUV:
+        return None
+    try:
+        props = clip.get_frame(0).props
+    except vs.Error as failure:
+        raise error(f"cannot read frame 0 of clip to check its _Matrix: {failure}") from None
+    if needs_matrix(clip.format, props):
+        raise error(
+            f"clip is {clip.format.name} but frame 0 does not say its YUV matrix (_Matrix is "
+            "missing or 2, unspecified), so it cannot be converted to RGB for the network; give "
+            "it, e.g. matrix='709' (HD), '170m' (SD, NTSC), '470bg' (SD, PAL) or '2020ncl' "
+            f"(UHD); one of {choices}"
+        )
+    return None
 
 
 def _is_int(value: object) -> bool:
@@ -169,17 +207,29 @@ def check_device(device: object) -> torch.device:
         raise error(str(problem)) from None
 
 
-def check_fp16(fp16: object, device: torch.device, clip: vs.VideoNode) -> torch.dtype:
-    if fp16 is not None and not isinstance(fp16, bool):
-        raise error(f"fp16 must be True, False or None, got {fp16!r}")
-    if fp16 and device.type != "cuda":
+def check_no_fp16(fp16: object) -> None:
+    if fp16 is not None:
         raise error(
-            "fp16=True needs a CUDA device (half precision on the CPU is slow and "
-            "inexact); drop fp16 or pick device='cuda'"
+            f"fp16 is gone, got fp16={fp16!r}; use precision='float16' (CUDA), 'bfloat16' or "
+            "'float32', or leave precision unset for the default"
         )
-    if fp16 is None:
-        fp16 = device.type == "cuda" and clip.format.id == vs.RGBH
-    return torch.float16 if fp16 else torch.float32
+
+
+def check_precision(precision: object, device: torch.device, clip: vs.VideoNode) -> torch.dtype:
+    if precision is None:
+        return default_dtype(device, is_half(clip.format))
+    if not isinstance(precision, str) or precision not in PRECISIONS:
+        raise error(
+            f"precision must be None, 'float32', 'float16' or 'bfloat16', got {precision!r}"
+        )
+    if precision == "float16" and device.type != "cuda":
+        raise error(
+            "precision='float16' needs a CUDA device: the CPU has no fast float16 "
+            "convolutions, and float16's 5-bit exponent overflows where bfloat16's does not; "
+            "use precision='bfloat16' (fast where the CPU has native bfloat16, see "
+            "`python -m vsdain info`) or 'float32', or pick device='cuda'"
+        )
+    return PRECISIONS[precision]
 
 
 def check_weights(weights: object) -> Path:
@@ -194,20 +244,23 @@ def check_weights(weights: object) -> Path:
 
 
 def check_model(
-    model: object, weights: object, device: object, fp16: object
+    model: object, weights: object, device: object, precision: object
 ) -> tuple[DAIN, torch.device, torch.dtype]:
     if not isinstance(model, DAIN):
         raise error(f"model must be a vsdain.DAIN, got {type(model).__name__}")
     if weights is not None:
         raise error("give weights or model, not both (model is already loaded)")
-    if device is not None or fp16 is not None:
+    if device is not None or precision is not None:
         raise error(
-            "device and fp16 apply to weights loaded by Interpolate; with model= "
-            "move the model yourself, e.g. model.to('cuda').half()"
+            "device and precision apply to weights loaded by Interpolate; with model= "
+            "move the model yourself, e.g. model.to('cuda', torch.float16)"
         )
     if model.training:
         raise error("model is in training mode; call model.eval() first")
     parameter = next(model.parameters())
     if parameter.dtype == torch.float16 and parameter.device.type != "cuda":
-        raise error("model is float16 on the CPU; fp16 runs on CUDA only, use model.float()")
+        raise error(
+            "model is float16 on the CPU; float16 runs on CUDA only, use model.float() or "
+            "model.to(torch.bfloat16)"
+        )
     return model, parameter.device, parameter.dtype
