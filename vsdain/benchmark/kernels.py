@@ -3,20 +3,20 @@ benchmark size. Only where a CUDA device is present; elsewhere the report says i
 
 from __future__ import annotations
 
-import os
+import copy
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
+from .. import ops
 from ..model import DAIN
+from ..model.context import CONTEXT_CHANNELS
 from ..model.flow import MAX_DISPLACEMENT, PYRAMID_WIDTHS
 from ..model.kernel_estimation import KERNEL_TAPS
-from ..ops import dispatch
 
 REPEATS = 5
-CONTEXT_CHANNELS = 196  # what the synthesis warps per frame (195 learned + log-depth)
 TYPICAL_MOTION = 8.0  # pixels: the spread of the random flows, a moderate video motion
 
 
@@ -47,22 +47,24 @@ def compare(
     context = random(1, CONTEXT_CHANNELS, height, width)
     kernel = random(1, KERNEL_TAPS, height, width)
     images = [random(1, 3, height, width) for _ in range(2)]
+    # One copy of the network per path, each resolving its own (no switch flipped around a call).
+    networks = {backend: copy.deepcopy(model).use_ops(backend) for backend in ("reference", "cuda")}
     cases: list[tuple[str, Callable[[str], object]]] = [
         (
             f"correlation ({level} ch, 1/4 size)",
-            lambda backend: dispatch.correlation(*features, MAX_DISPLACEMENT, backend=backend),
+            lambda backend: ops.correlation(*features, MAX_DISPLACEMENT, backend=backend),
         ),
         (
             "project_flow (fill holes)",
-            lambda backend: dispatch.project_flow(flow, weight, fill_holes=True, backend=backend),
+            lambda backend: ops.project_flow(flow, weight, fill_holes=True, backend=backend),
         ),
         (
             f"adaptive_warp ({CONTEXT_CHANNELS} ch)",
-            lambda backend: dispatch.adaptive_warp(context, flow, kernel, backend=backend),
+            lambda backend: ops.adaptive_warp(context, flow, kernel, backend=backend),
         ),
         (
             "whole pair, one timestamp",
-            lambda backend: _with_backend(backend, lambda: model.interpolate(*images, [0.5])),
+            lambda backend: networks[backend].interpolate(*images, [0.5]),
         ),
     ]
     timings = []
@@ -73,19 +75,6 @@ def compare(
                 KernelTiming(name, reference, _best(lambda run=run: run("cuda"), device))
             )
     return timings
-
-
-def _with_backend(backend: str, work: Callable[[], object]) -> object:
-    # The network calls the ops without a backend argument; they read the variable per call.
-    previous = os.environ.get(dispatch.OPS_ENV)
-    os.environ[dispatch.OPS_ENV] = backend
-    try:
-        return work()
-    finally:
-        if previous is None:
-            del os.environ[dispatch.OPS_ENV]
-        else:
-            os.environ[dispatch.OPS_ENV] = previous
 
 
 def _best(work: Callable[[], object], device: torch.device) -> float:

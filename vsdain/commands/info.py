@@ -102,9 +102,9 @@ def _op_paths() -> list[Row]:
     devices = [torch.device("cuda", index) for index in range(_cuda_device_count())]
     devices.append(torch.device("cpu"))
     try:
-        from ..ops.dispatch import describe_backend
+        from ..ops import describe_backend
     except Exception as error:
-        return [("unknown", f"cannot ask vsdain.ops.dispatch: {_describe_error(error)}")]
+        return [("unknown", f"cannot ask vsdain.ops.backend: {_describe_error(error)}")]
     rows = []
     for device in devices:
         try:

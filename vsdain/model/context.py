@@ -8,12 +8,15 @@ from torch import nn
 from .blocks import DilatedResidualBlock
 
 CONTEXT_FEATURES = 64
-# image (3) + block1 + block2 + block3 (64 each); DAIN appends log-depth to make 196.
-CONTEXT_CHANNELS = 3 + 3 * CONTEXT_FEATURES
+# What the extractor returns: the image (3) + block1 + block2 + block3 (64 each) = 195.
+EXTRACTED_CHANNELS = 3 + 3 * CONTEXT_FEATURES
+# What DAIN warps per frame: the extracted channels + log-depth = 196.
+CONTEXT_CHANNELS = EXTRACTED_CHANNELS + 1
 
 
 class ContextExtractor(nn.Module):
-    """Maps an RGB frame (B, 3, H, W) to (B, 195, H, W) context features at full resolution."""
+    """Maps an RGB frame (B, 3, H, W) to (B, EXTRACTED_CHANNELS, H, W) context features at
+    full resolution."""
 
     def __init__(self) -> None:
         super().__init__()

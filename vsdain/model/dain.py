@@ -11,14 +11,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..ops import adaptive_warp, project_flow
+from ..ops import OpPath, adaptive_warp, project_flow, resolve_op_path
+from ..ops.warping import warp_layout
 from . import layout
 from .context import ContextExtractor
 from .depth import build_depth_net
 from .flow import FLOW_NET_DIVISOR, FLOW_RESOLUTION, FLOW_SCALE, PWCNet
 from .kernel_estimation import build_head, build_trunk, run_head, run_trunk
 from .padding import Padding
-from .synthesis import FrameSynthesis
+from .synthesis import SYNTHESIS_RADIUS, FrameSynthesis
+from .tiling import Window, check_tile, tile_windows
 
 # Inverse depth is 1e-6 + 1 / exp(log_depth) in the reference: the epsilon keeps every splat
 # weight positive, so a projected pixel always has a non-zero count.
@@ -83,13 +85,15 @@ class DAIN(nn.Module):
     Attribute names and registration order are the reference's, so the released ``best.pth``
     loads with ``strict=True``. ``projection="average"`` replaces the inverse-depth splat
     weights by ones (the paper's DA-None ablation); the checkpoint layout is unchanged.
+    ``ops``: the op path request (see :meth:`use_ops`).
     """
 
-    def __init__(self, projection: Projection = "depth") -> None:
+    def __init__(self, projection: Projection = "depth", *, ops: str | None = None) -> None:
         super().__init__()
         if projection not in PROJECTIONS:
             raise ValueError(f"projection must be 'depth' or 'average', got {projection!r}")
         self.projection = projection
+        self.use_ops(ops)
         self.initScaleNets_filter = build_trunk()
         self.initScaleNets_filter1 = build_head()
         self.initScaleNets_filter2 = build_head()
@@ -108,22 +112,52 @@ class DAIN(nn.Module):
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
 
+    # -- op path ----------------------------------------------------------------------------
+    def use_ops(self, backend: str | None = None) -> DAIN:
+        """Choose how the custom ops run: "auto" (the CUDA kernels on a GPU with CuPy, else the
+        PyTorch references), "reference" or "cuda"; None takes ``VSDAIN_OPS`` (read now, not
+        per call). Resolved for the parameters' device on first use and again after a move.
+        Raises :class:`vsdain.ops.OpsBackendError` for an unknown request. Returns self."""
+        from ..ops.backend import requested_backend
+
+        self._ops_request = requested_backend(backend)
+        self._op_path: OpPath | None = None
+        return self
+
+    def __getstate__(self) -> dict:
+        # The resolved path holds a lock and a launcher; a copy resolves its own.
+        state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__
+        return {**state, "_op_path": None}
+
+    @property
+    def op_path(self) -> OpPath:
+        """The :class:`vsdain.ops.OpPath` for this network's device."""
+        device = next(self.parameters()).device
+        if self._op_path is None or self._op_path.device != device:
+            self._op_path = resolve_op_path(device, self._ops_request)
+        return self._op_path
+
     # -- per frame ------------------------------------------------------------------------
     def frame_features(self, image: torch.Tensor) -> FrameFeatures:
         """(B, 3, H, W) padded frame in [0, 1], H and W divisible by 64."""
         _check_divisible(image)
         conv_input = layout.for_convolutions(image)
-        log_depth = self.depthNet(conv_input).contiguous()
-        inverse_depth = INVERSE_DEPTH_EPSILON + torch.exp(-log_depth.float())
+        return self._frame_features(image, conv_input, self.depthNet(conv_input))
+
+    def _frame_features(
+        self, image: torch.Tensor, conv_input: torch.Tensor, log_depth: torch.Tensor
+    ) -> FrameFeatures:
+        log_depth = log_depth.contiguous()
         # Built once per frame, in the layout the warps read it in for every timestamp; the
         # reference's two cats gave the same values.
-        context = layout.for_warping(
-            torch.cat([image, *self.ctxNet.levels(conv_input), log_depth.detach()], dim=1)
+        form = self.op_path.warp_form(differentiable=torch.is_grad_enabled())
+        context = warp_layout(
+            torch.cat([image, *self.ctxNet.levels(conv_input), log_depth.detach()], dim=1), form
         )
         return FrameFeatures(
             image=image,
             log_depth=log_depth,
-            inverse_depth=inverse_depth,
+            inverse_depth=INVERSE_DEPTH_EPSILON + torch.exp(-log_depth.float()),
             context=context,
             pyramid=self.flownets.features(conv_input),
         )
@@ -139,14 +173,15 @@ class DAIN(nn.Module):
     def pair_features(self, first: FrameFeatures, second: FrameFeatures) -> PairFeatures:
         both = layout.for_convolutions(torch.cat([first.image, second.image], dim=1))
         trunk = run_trunk(self.initScaleNets_filter, both)
+        ops = self.op_path
         return PairFeatures(
             first=first,
             second=second,
             flow_forward=self._full_resolution_flow(
-                self.flownets.decode(first.pyramid, second.pyramid)
+                self.flownets.decode(first.pyramid, second.pyramid, ops)
             ),
             flow_backward=self._full_resolution_flow(
-                self.flownets.decode(second.pyramid, first.pyramid)
+                self.flownets.decode(second.pyramid, first.pyramid, ops)
             ),
             kernel_first=run_head(self.initScaleNets_filter1, trunk).contiguous(),
             kernel_second=run_head(self.initScaleNets_filter2, trunk).contiguous(),
@@ -159,34 +194,98 @@ class DAIN(nn.Module):
     def _project(self, flow: torch.Tensor, frame: FrameFeatures, fill_holes: bool) -> torch.Tensor:
         # Projection sums many splats per pixel; it runs in float32 even for a half model.
         weight = self._splat_weight(frame)
-        projected = project_flow(flow.float(), weight, fill_holes=fill_holes)
+        projected = project_flow(flow.float(), weight, fill_holes=fill_holes, backend=self.op_path)
         return projected.to(flow.dtype)
 
-    def synthesize(self, pair: PairFeatures, t: float, *, fill_holes: bool = True) -> Synthesis:
+    def _fill_holes(self, fill_holes: bool | None) -> bool:
+        # The reference fills the projection's holes at inference and keeps them at 0 in
+        # training (there the flag was tied to autograd; here it follows the module's mode
+        # unless given).
+        return not self.training if fill_holes is None else bool(fill_holes)
+
+    def synthesize(
+        self,
+        pair: PairFeatures,
+        t: float,
+        *,
+        fill_holes: bool | None = None,
+        tile: int | None = None,
+    ) -> Synthesis:
         """The frame at time t in (0, 1) between the pair's frames (padded size, unclamped).
 
-        ``fill_holes`` is the reference's inference behaviour; its training keeps holes at 0
-        (there the flag was tied to autograd, here it is explicit).
+        fill_holes: None follows the mode (filled in eval mode, as the reference's inference;
+        kept at 0 in training mode, as its training).
+        tile: None computes the warps and the synthesis network on the whole frame at once;
+        an int (>= :data:`vsdain.model.tiling.MIN_TILE`) computes them tile by tile, each
+        tile with a margin of the synthesis network's reach, which gives the same result
+        (to float rounding) with far less memory. The flow projection is always whole-frame.
         """
         first, second = pair.first, pair.second
+        fill_holes = self._fill_holes(fill_holes)
         flow_to_first = self._project(pair.flow_forward * t, first, fill_holes)
         flow_to_second = self._project(pair.flow_backward * (1.0 - t), second, fill_holes)
+        flows = (flow_to_first, flow_to_second)
+        height, width = flow_to_first.shape[-2:]
+        if tile is None:
+            blend, output = self._synthesize_window(pair, t, flows, Window(0, 0, height, width))
+            return Synthesis(blend, output, flow_to_first, flow_to_second)
+
+        check_tile(tile)
+        batch = flow_to_first.shape[0]
+        blend = flow_to_first.new_empty(
+            batch, IMAGE_CHANNELS, height, width, dtype=first.image.dtype
+        )
+        output = torch.empty_like(blend)
+        for core, margin in tile_windows(height, width, tile, SYNTHESIS_RADIUS):
+            part_blend, part_output = self._synthesize_window(pair, t, flows, margin)
+            inside = core.inside(margin)
+            blend[core.slices] = part_blend[inside]
+            output[core.slices] = part_output[inside]
+            del part_blend, part_output  # free the tile before the next one is computed
+        return Synthesis(blend, output, flow_to_first, flow_to_second)
+
+    def _synthesize_window(
+        self,
+        pair: PairFeatures,
+        t: float,
+        flows: tuple[torch.Tensor, torch.Tensor],
+        window: Window,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(blend, output) on ``window`` of the padded frame: the warps read the whole source
+        frames, everything else is the window's own."""
+        first, second = pair.first, pair.second
+        ops = self.op_path
+        origin = (window.top, window.left)
+        flow_to_first, flow_to_second = (flow[window.slices] for flow in flows)
+        kernel_first = pair.kernel_first[window.slices]
+        kernel_second = pair.kernel_second[window.slices]
         if torch.is_grad_enabled():
-            warped_first = adaptive_warp(first.image, flow_to_first, pair.kernel_first)
-            warped_second = adaptive_warp(second.image, flow_to_second, pair.kernel_second)
+            warped_first = adaptive_warp(
+                first.image, flow_to_first, kernel_first, origin, backend=ops
+            )
+            warped_second = adaptive_warp(
+                second.image, flow_to_second, kernel_second, origin, backend=ops
+            )
             # The context path sees detached flows and kernels, as in the reference.
             context_first = adaptive_warp(
-                first.context, flow_to_first.detach(), pair.kernel_first.detach()
+                first.context, flow_to_first.detach(), kernel_first.detach(), origin, backend=ops
             )
             context_second = adaptive_warp(
-                second.context, flow_to_second.detach(), pair.kernel_second.detach()
-            )
+                second.context, flow_to_second.detach(), kernel_second.detach(), origin,
+                backend=ops,
+            )  # fmt: skip
         else:
             # Without gradients the detaching changes nothing, and the image is the context's
             # first channels warped by the same flow and kernel: one warp gives both, equal
             # to the separate warps (the warp treats every channel alike).
-            context_first = adaptive_warp(first.context, flow_to_first, pair.kernel_first)
-            context_second = adaptive_warp(second.context, flow_to_second, pair.kernel_second)
+            context_first = adaptive_warp(
+                first.context, flow_to_first, kernel_first, origin, differentiable=False,
+                backend=ops,
+            )  # fmt: skip
+            context_second = adaptive_warp(
+                second.context, flow_to_second, kernel_second, origin, differentiable=False,
+                backend=ops,
+            )  # fmt: skip
             warped_first = context_first[:, :IMAGE_CHANNELS]
             warped_second = context_second[:, :IMAGE_CHANNELS]
         blend = (1.0 - t) * warped_first + t * warped_second
@@ -197,19 +296,15 @@ class DAIN(nn.Module):
                 warped_second,
                 flow_to_first,
                 flow_to_second,
-                pair.kernel_first,
-                pair.kernel_second,
+                kernel_first,
+                kernel_second,
                 context_first,
                 context_second,
             ],
             dim=1,
         )
-        return Synthesis(
-            blend=blend,
-            output=self.rectifyNet(synthesis_input) + blend,
-            flow_to_first=flow_to_first,
-            flow_to_second=flow_to_second,
-        )
+        del context_first, context_second, warped_first, warped_second
+        return blend, self.rectifyNet(synthesis_input) + blend
 
     # -- whole-pair conveniences ----------------------------------------------------------
     def forward(
@@ -218,27 +313,27 @@ class DAIN(nn.Module):
         second_image: torch.Tensor,
         t: float = 0.5,
         *,
-        fill_holes: bool = False,
+        fill_holes: bool | None = None,
     ) -> Synthesis:
-        """Training-style pass on padded frames (B, 3, H, W), H and W divisible by 64.
+        """Training-style pass on padded frames (B, 3, H, W), H and W divisible by 64;
+        ``fill_holes`` as for :meth:`synthesize`.
 
         Depth runs on both frames as one batch, as in the reference, so BatchNorm in training
-        mode sees the same statistics it did there.
+        mode sees the same statistics it did there; everything else is what
+        :meth:`frame_features`, :meth:`pair_features` and :meth:`synthesize` compute.
         """
         _check_divisible(first_image)
         batch = first_image.shape[0]
-        log_depth = self.depthNet(torch.cat([first_image, second_image], dim=0))
-        frames = []
-        for image, depth in ((first_image, log_depth[:batch]), (second_image, log_depth[batch:])):
-            frames.append(
-                FrameFeatures(
-                    image=image,
-                    log_depth=depth,
-                    inverse_depth=INVERSE_DEPTH_EPSILON + torch.exp(-depth.float()),
-                    context=torch.cat([self.ctxNet(image), depth.detach()], dim=1),
-                    pyramid=self.flownets.features(image),
-                )
+        log_depth = self.depthNet(
+            layout.for_convolutions(torch.cat([first_image, second_image], dim=0))
+        )
+        frames = [
+            self._frame_features(image, layout.for_convolutions(image), depth)
+            for image, depth in (
+                (first_image, log_depth[:batch]),
+                (second_image, log_depth[batch:]),
             )
+        ]
         pair = self.pair_features(*frames)
         return self.synthesize(pair, t, fill_holes=fill_holes)
 

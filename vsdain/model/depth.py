@@ -10,9 +10,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+# Four 2x poolings below the stem: the input must be divisible by 16 (the padding to 64
+# covers it).
 STEM_CHANNELS = 128
-# Four 2x poolings: the input must be divisible by 16.
-DEPTH_NET_DIVISOR = 16
 
 
 class Branches(nn.Sequential):

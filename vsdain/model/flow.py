@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..ops import correlation
+from ..ops import OpPath, correlation
 
 FLOW_SCALE = 20.0  # PWC-Net predicts flow / 20 (the reference's div_flow)
 FLOW_RESOLUTION = 4  # the finest prediction is at 1/4 of the input size
@@ -126,10 +126,14 @@ class PWCNet(nn.Module):
         return x
 
     def decode(
-        self, first: tuple[torch.Tensor, ...], second: tuple[torch.Tensor, ...]
+        self,
+        first: tuple[torch.Tensor, ...],
+        second: tuple[torch.Tensor, ...],
+        ops: OpPath | str = "auto",
     ) -> torch.Tensor:
-        """Flow first -> second (B, 2, H/4, W/4), full-resolution pixels / FLOW_SCALE."""
-        cost = F.leaky_relu(correlation(first[5], second[5], MAX_DISPLACEMENT), 0.1)
+        """Flow first -> second (B, 2, H/4, W/4), full-resolution pixels / FLOW_SCALE.
+        ``ops``: the op path for the correlations (see :mod:`vsdain.ops.backend`)."""
+        cost = F.leaky_relu(correlation(first[5], second[5], MAX_DISPLACEMENT, backend=ops), 0.1)
         x = self._dense(6, cost)
         flow = self.predict_flow6(x)
         for level in (5, 4, 3, 2):
@@ -138,7 +142,9 @@ class PWCNet(nn.Module):
             # up_flow is in full-resolution pixels / 20; this level is 1/2**level of full size.
             warp_scale = FLOW_SCALE / 2**level
             warped = backward_warp(second[level - 1], up_flow * warp_scale)
-            cost = F.leaky_relu(correlation(first[level - 1], warped, MAX_DISPLACEMENT), 0.1)
+            cost = F.leaky_relu(
+                correlation(first[level - 1], warped, MAX_DISPLACEMENT, backend=ops), 0.1
+            )
             x = self._dense(level, torch.cat([cost, first[level - 1], up_flow, up_features], 1))
             flow = getattr(self, f"predict_flow{level}")(x)
         refinement = x

@@ -15,9 +15,8 @@ KERNEL_SIZE = 4
 KERNEL_TAPS = KERNEL_SIZE * KERNEL_SIZE
 TRUNK_CHANNELS = 16
 # Encoder widths after the stem; the decoder mirrors them back down to 16 channels.
+# Five 2x poolings: the trunk needs H and W divisible by 32 (the padding to 64 covers it).
 ENCODER_WIDTHS = (32, 64, 128, 256, 512)
-# Five 2x poolings: the trunk needs H and W divisible by 32.
-KERNEL_NET_DIVISOR = 2 ** len(ENCODER_WIDTHS)
 
 
 def _conv(in_channels: int, out_channels: int) -> nn.Conv2d:

@@ -8,9 +8,9 @@ import torch
 import torch.nn.functional as F
 
 # The demo pads each side up to a multiple of 128; the network itself needs a multiple of 64
-# (PWC-Net's six stride-2 levels; the kernel U-Net needs 32 and the depth net 16).
+# (flow.FLOW_NET_DIVISOR: PWC-Net's six stride-2 levels; the kernel U-Net needs 32 and the
+# depth net 16).
 PAD_MULTIPLE = 128
-NETWORK_DIVISOR = 64
 # A side that is already a multiple of 128 still gets this much on each side in the reference.
 ALIGNED_MARGIN = 32
 

@@ -12,8 +12,12 @@ from .kernel_estimation import KERNEL_TAPS
 
 SYNTHESIS_FEATURES = 128
 # blend, warped frame 0 and 1 (3 each), two projected flows (2 each), two 4x4 kernels
-# (16 each), two warped context stacks (195 + log-depth each): the reference's 437 channels.
-SYNTHESIS_INPUT_CHANNELS = 3 * 3 + 2 * 2 + 2 * KERNEL_TAPS + 2 * (CONTEXT_CHANNELS + 1)
+# (16 each), two warped context stacks (196 each): the reference's 437 channels.
+SYNTHESIS_INPUT_CHANNELS = 3 * 3 + 2 * 2 + 2 * KERNEL_TAPS + 2 * CONTEXT_CHANNELS
+# How far an output pixel of the network sees: the 7x7 first convolution (3), three residual
+# blocks of two undilated 3x3 convolutions (2 each) and the 3x3 last one (1). A window of its
+# input with this much margin on every side gives the window's output exactly.
+SYNTHESIS_RADIUS = 3 + 3 * 2 + 1
 
 
 class FrameSynthesis(nn.Module):

@@ -1,23 +1,23 @@
 """DAIN's custom operations: PWC-Net correlation, depth-aware flow projection, adaptive warping.
 
-Each op has a pure-PyTorch reference (runs on any device, differentiable) and a CuPy CUDA
-kernel; the public functions below dispatch between them (see :mod:`vsdain.ops.dispatch`).
+One module per op (``correlation``, ``projection``, ``warping``), each holding the argument
+checks, a pure-PyTorch reference (any device, differentiable), the autograd Function around its
+CUDA kernels (``<op>.cu`` beside it, compiled at run time by CuPy) and the public function.
+Which of the two runs is decided once per device by :mod:`vsdain.ops.backend`.
 """
 
-from .dispatch import (
-    OPS_ENV,
-    OpsBackendError,
-    adaptive_warp,
-    correlation,
-    describe_backend,
-    project_flow,
-)
+from .backend import OPS_ENV, OpPath, OpsBackendError, describe_backend, resolve_op_path
+from .correlation import correlation
+from .projection import project_flow
+from .warping import adaptive_warp
 
 __all__ = [
     "OPS_ENV",
+    "OpPath",
     "OpsBackendError",
     "adaptive_warp",
     "correlation",
     "describe_backend",
     "project_flow",
+    "resolve_op_path",
 ]

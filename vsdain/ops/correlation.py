@@ -1,13 +1,22 @@
-"""PWC-Net's correlation (cost volume) layer as plain PyTorch.
+"""PWC-Net's correlation (cost volume) layer: argument checks, the pure-PyTorch reference, the
+CUDA kernels' autograd Function (kernels in ``correlation.cu`` beside this file) and the public
+function that chooses between them.
 
-Mirrors DAIN's ``correlation_package_pytorch1_0`` CUDA op with the settings PWC-Net uses
-(pad = max displacement, kernel size 1, both strides 1); see spec section 3.1.
+Mirrors DAIN's ``correlation_package_pytorch1_0`` CUDA op (``Correlation`` in the reference's
+``PWCNet/correlation_package_pytorch1_0/correlation.py``) with the settings PWC-Net uses: pad =
+max displacement, kernel size 1, both strides 1.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
+
+from .backend import OpPath, resolve_op_path
+from .kernel_source import KernelLauncher, OpKernels, accum_empty, kernel_dtype
+
+OP = "correlation"
 
 
 def check_correlation_arguments(
@@ -58,3 +67,70 @@ def correlation_reference(
         for dx in range(-d, d + 1)
     ]
     return torch.stack(costs, dim=1).to(first.dtype)
+
+
+def correlation_kernel(
+    first: torch.Tensor, second: torch.Tensor, max_displacement: int, *, launch: KernelLauncher
+) -> torch.Tensor:
+    """The cost volume through the kernels run by ``launch``; arguments and result as
+    :func:`correlation_reference`."""
+    check_correlation_arguments(first, second, max_displacement)
+    dtype = kernel_dtype(first.dtype)
+    cost = _Correlation.apply(
+        first.to(dtype).contiguous(), second.to(dtype).contiguous(), max_displacement, launch
+    )
+    return cost.to(first.dtype)
+
+
+def correlation(
+    first: torch.Tensor,
+    second: torch.Tensor,
+    max_displacement: int = 4,
+    *,
+    backend: OpPath | str = "auto",
+) -> torch.Tensor:
+    """PWC-Net cost volume; shapes and semantics as :func:`correlation_reference`.
+
+    backend: an :class:`~vsdain.ops.backend.OpPath` (what a network resolved once), or
+    "auto", "reference" or "cuda" for the tensors' device.
+    """
+    path = backend if isinstance(backend, OpPath) else resolve_op_path(first.device, backend)
+    launch = path.kernel_launcher(OP, kernel_dtype(first.dtype))
+    if launch is not None:
+        return correlation_kernel(first, second, max_displacement, launch=launch)
+    return correlation_reference(first, second, max_displacement)
+
+
+class _Correlation(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, first, second, max_displacement, launch):
+        batch, channels, height, width = first.shape
+        side = 2 * max_displacement + 1
+        cost = first.new_empty(batch, side * side, height, width)
+        dims = (batch, channels, height, width, max_displacement)
+        kernels = OpKernels(launch, OP, first.dtype)
+        if cost.numel():
+            kernels("correlation_forward", cost.numel(), first, second, cost, *dims)
+        ctx.save_for_backward(first, second)
+        ctx.dims = dims
+        ctx.kernels = kernels
+        return cost
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_cost):
+        first, second = ctx.saved_tensors
+        grad_cost = grad_cost.to(first.dtype).contiguous()
+        grads = []
+        for needed, kernel, other in (
+            (ctx.needs_input_grad[0], "correlation_backward_first", second),
+            (ctx.needs_input_grad[1], "correlation_backward_second", first),
+        ):
+            if not needed:
+                grads.append(None)
+                continue
+            grad = accum_empty(first.shape, first)
+            if grad.numel():
+                ctx.kernels(kernel, grad.numel(), grad_cost, other, grad, *ctx.dims)
+            grads.append(grad.to(first.dtype))
+        return grads[0], grads[1], None, None

@@ -1,7 +1,7 @@
 """Compiles the ops' CUDA kernels with CuPy at run time and launches them on PyTorch's stream.
 
 Nothing is compiled ahead of time, so there is no extension to build against a particular
-CUDA, PyTorch or compiler: CuPy's NVRTC turns ``cuda/*.cu`` into code for the GPU at hand on
+CUDA, PyTorch or compiler: CuPy's NVRTC turns ``<op>.cu`` into code for the GPU at hand on
 first use (CuPy also caches the binaries on disk across runs). Works with cupy-cuda12x and
 cupy-cuda13x alike; the kernels include no CUDA headers.
 
@@ -19,7 +19,7 @@ import torch
 from .kernel_source import COMPILE_OPTIONS, THREADS_PER_BLOCK, launch_blocks, render_source
 
 if TYPE_CHECKING:
-    from .functions import KernelArgument
+    from .kernel_source import KernelArgument
 
 
 class KernelCompileError(RuntimeError):
@@ -50,11 +50,11 @@ def cupy_description() -> str:
 def launch_on_current_stream(
     op: str, kernel: str, dtype: torch.dtype, work_items: int, *args: KernelArgument
 ) -> None:
-    """Run ``kernel`` of ``cuda/<op>.cu`` built for ``dtype`` over ``work_items`` grid-stride
+    """Run ``kernel`` of ``<op>.cu`` built for ``dtype`` over ``work_items`` grid-stride
     iterations, on PyTorch's current stream of the arguments' device, so it is ordered with the
     surrounding PyTorch work without any synchronisation.
 
-    Implements :class:`vsdain.ops.functions.KernelLauncher`.
+    Implements :class:`vsdain.ops.kernel_source.KernelLauncher`.
     """
     import cupy
 

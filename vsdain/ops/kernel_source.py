@@ -1,15 +1,18 @@
-"""The ops' CUDA kernel sources and how they are put together for a compiler.
+"""The ops' CUDA kernel sources, how they are put together for a compiler, and what every op's
+autograd Function needs to launch them.
 
-Each op's kernels live in ``cuda/<op>.cu`` as plain CUDA C++ that includes nothing. A compiler
-gets one translation unit per (op, dtype)::
+Each op's kernels live beside its Python module, in ``<op>.cu``, as plain CUDA C++ that includes
+nothing. A compiler gets one translation unit per (op, dtype)::
 
-    runtime prelude   cuda/device.cuh on the GPU; the tests' host_runtime.h on the CPU
-    cuda/common.cuh   half_t, load/store, clamp_index, GRID_STRIDE_LOOP
+    runtime prelude   device.cuh on the GPU; the tests' host_runtime.h on the CPU
+    common.cuh        half_t, load/store, clamp_index, GRID_STRIDE_LOOP
     typedefs          scalar_t (storage type of the op's tensors), accum_t (arithmetic type)
-    cuda/<op>.cu      the kernels, each ``extern "C" __global__``
+    <op>.cu           the kernels, each ``extern "C" __global__``
 
 Only the prelude differs between the GPU build and the tests' CPU build, so the CPU tests run
-the very source the GPU compiles. Nothing here needs CuPy or a GPU.
+the very source the GPU compiles. A :class:`KernelLauncher` runs one kernel: CuPy's on the GPU
+(:func:`vsdain.ops.cupy_backend.launch_on_current_stream`), the tests' C++ build on the CPU.
+Nothing here needs CuPy or a GPU.
 """
 
 from __future__ import annotations
@@ -18,10 +21,27 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
+from typing import Protocol
 
 import torch
 
-KERNEL_DIR = Path(__file__).resolve().with_name("cuda")
+KernelArgument = torch.Tensor | int | None
+
+
+class KernelLauncher(Protocol):
+    """Runs one kernel of ``<op>.cu`` compiled for ``dtype`` (the scalar_t of the build).
+
+    ``work_items`` is the trip count of the kernel's grid-stride loop (>= 1). ``args`` follow
+    the kernel's C signature: a tensor passes its data pointer (it must be contiguous and on
+    the launch's device), None passes a null pointer, and an int passes a C ``int``.
+    """
+
+    def __call__(
+        self, op: str, kernel: str, dtype: torch.dtype, work_items: int, *args: KernelArgument
+    ) -> None: ...
+
+
+KERNEL_DIR = Path(__file__).resolve().parent
 DEVICE_PRELUDE = KERNEL_DIR / "device.cuh"
 COMMON_HEADER = KERNEL_DIR / "common.cuh"
 OPS = ("correlation", "projection", "warping")
@@ -66,10 +86,13 @@ def kernel_dtype(*dtypes: torch.dtype) -> torch.dtype:
     return promoted if promoted in KERNEL_TYPES else torch.float32
 
 
-def render_source(op: str, dtype: torch.dtype, prelude: Path = DEVICE_PRELUDE) -> str:
+def render_source(
+    op: str, dtype: torch.dtype, prelude: Path = DEVICE_PRELUDE, *, kernels: str | None = None
+) -> str:
     """The translation unit for ``op``'s kernels on ``dtype`` tensors (see the module doc).
 
-    ``#line`` markers keep compiler messages pointing at the original files.
+    ``#line`` markers keep compiler messages pointing at the original files. ``kernels``
+    replaces the text of ``<op>.cu`` (the tests build deliberately broken kernels with it).
     """
     if op not in OPS:
         raise ValueError(f"unknown op {op!r}; expected one of {', '.join(OPS)}")
@@ -83,7 +106,9 @@ def render_source(op: str, dtype: torch.dtype, prelude: Path = DEVICE_PRELUDE) -
         _with_line_marker(COMMON_HEADER),
         f'#line 1 "<{op} types>"\n'
         f"typedef {types.scalar} scalar_t;\ntypedef {types.accum} accum_t;\n",
-        _with_line_marker(KERNEL_DIR / f"{op}.cu"),
+        _with_line_marker(KERNEL_DIR / f"{op}.cu")
+        if kernels is None
+        else f'#line 1 "{op}.cu"\n' + kernels,
     ]
     return "\n".join(parts)
 
@@ -104,3 +129,25 @@ def launch_blocks(
 
 def _with_line_marker(path: Path) -> str:
     return f'#line 1 "{path.name}"\n' + path.read_text(encoding="utf-8")
+
+
+class OpKernels:
+    """The kernels of one op built for one dtype: ``kernels(name, work_items, *args)``."""
+
+    def __init__(self, launch: KernelLauncher, op: str, dtype: torch.dtype) -> None:
+        self.launch = launch
+        self.op = op
+        self.dtype = dtype
+
+    def __call__(self, kernel: str, work_items: int, *args: KernelArgument) -> None:
+        self.launch(self.op, kernel, self.dtype, work_items, *args)
+
+
+def accum_empty(shape, like: torch.Tensor) -> torch.Tensor:
+    """Uninitialised accum_t buffer on ``like``'s device, for kernels that write every element."""
+    return torch.empty(shape, dtype=KERNEL_TYPES[like.dtype].accum_dtype, device=like.device)
+
+
+def accum_zeros(shape, like: torch.Tensor) -> torch.Tensor:
+    """Zeroed accum_t buffer on ``like``'s device, for kernels that accumulate."""
+    return torch.zeros(shape, dtype=KERNEL_TYPES[like.dtype].accum_dtype, device=like.device)

@@ -1,14 +1,23 @@
-"""DAIN's depth-aware flow projection as plain PyTorch.
+"""DAIN's depth-aware flow projection: argument checks, the pure-PyTorch reference, the CUDA
+kernels' autograd Function (kernels in ``projection.cu`` beside this file) and the public
+function that chooses between them.
 
-Mirrors the ``DepthFlowProjection`` CUDA op (spec section 3.2): the flow from frame 0 to
-frame 1, scaled by t, is splatted forward onto the intermediate frame and reversed, giving the
-flow from time t back to frame 0 (paper eq. 1). Where several source pixels land on one target,
-their flows are averaged with inverse depth as the weight, so nearer objects win.
+Mirrors the reference's ``DepthFlowProjection`` CUDA op (``my_package/DepthFlowProjection``):
+the flow from frame 0 to frame 1, scaled by t, is splatted forward onto the intermediate frame
+and reversed, giving the flow from time t back to frame 0 (paper eq. 1). Where several source
+pixels land on one target, their flows are averaged with inverse depth as the weight, so nearer
+objects win.
 """
 
 from __future__ import annotations
 
 import torch
+from torch.autograd.function import once_differentiable
+
+from .backend import OpPath, resolve_op_path
+from .kernel_source import KernelLauncher, OpKernels, accum_empty, accum_zeros, kernel_dtype
+
+OP = "projection"
 
 # The CUDA kernel splats every source onto the 2x2 pixels around its landing point, in the
 # order top-left, top-right, bottom-left, bottom-right.
@@ -57,8 +66,8 @@ def project_flow_reference(
     * with ``fill_holes``, see :func:`fill_flow_holes`.
 
     Differentiable by autograd in ``flow`` and ``weight``. The gradient is that of the function
-    above; the original CUDA backward differs for ``weight`` (spec section 3.2) and ignores the
-    hole filling.
+    above; the original CUDA backward differs for ``weight`` (its weight gradient is not the
+    derivative of the weighted average) and ignores the hole filling.
     """
     check_projection_arguments(flow, weight)
     batch, _, height, width = flow.shape
@@ -192,3 +201,99 @@ def _nearest_stop(
         dim=dim,
     )
     return index, index < length
+
+
+def project_flow_kernel(
+    flow: torch.Tensor,
+    weight: torch.Tensor | None,
+    *,
+    fill_holes: bool,
+    launch: KernelLauncher,
+) -> torch.Tensor:
+    """The projection through the kernels run by ``launch``; arguments and result as
+    :func:`project_flow_reference`."""
+    check_projection_arguments(flow, weight)
+    dtype = _kernel_dtype(flow, weight)
+    if weight is not None:
+        weight = weight.to(dtype).contiguous()
+    projected = _ProjectFlow.apply(flow.to(dtype).contiguous(), weight, bool(fill_holes), launch)
+    return projected.to(flow.dtype)
+
+
+def project_flow(
+    flow: torch.Tensor,
+    weight: torch.Tensor | None,
+    *,
+    fill_holes: bool,
+    backend: OpPath | str = "auto",
+) -> torch.Tensor:
+    """Depth-aware flow projection; shapes and semantics as :func:`project_flow_reference`.
+    ``backend`` as for :func:`vsdain.ops.correlation.correlation`."""
+    path = backend if isinstance(backend, OpPath) else resolve_op_path(flow.device, backend)
+    launch = path.kernel_launcher(OP, _kernel_dtype(flow, weight))
+    if launch is not None:
+        return project_flow_kernel(flow, weight, fill_holes=fill_holes, launch=launch)
+    return project_flow_reference(flow, weight, fill_holes=fill_holes)
+
+
+def _kernel_dtype(flow: torch.Tensor, weight: torch.Tensor | None) -> torch.dtype:
+    return kernel_dtype(flow.dtype) if weight is None else kernel_dtype(flow.dtype, weight.dtype)
+
+
+class _ProjectFlow(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, flow, weight, fill_holes, launch):
+        batch, _, height, width = flow.shape
+        dims = (batch, height, width)
+        # Sums, counts and the projected flow stay in accum_t (float32 for float16 flow).
+        summed = accum_zeros(flow.shape, flow)
+        count = accum_zeros((batch, 1, height, width), flow)
+        pixels = batch * height * width
+        kernels = OpKernels(launch, OP, flow.dtype)
+        if pixels:
+            kernels("project_flow_splat", pixels, flow, weight, summed, count, *dims)
+            kernels("project_flow_average", pixels, summed, count, *dims)
+        projected = summed
+        result = projected
+        if fill_holes and pixels:
+            result = torch.empty_like(projected)
+            kernels("project_flow_fill_holes", pixels, projected, count, result, *dims)
+        ctx.save_for_backward(flow, weight, count, projected)
+        ctx.fill_holes = fill_holes
+        ctx.kernels = kernels
+        return result.to(flow.dtype)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_result):
+        flow, weight, count, projected = ctx.saved_tensors
+        batch, _, height, width = flow.shape
+        dims = (batch, height, width)
+        pixels = batch * height * width
+        want_flow = ctx.needs_input_grad[0]
+        want_weight = weight is not None and ctx.needs_input_grad[1]
+        if not (want_flow or want_weight):
+            return None, None, None, None
+        if ctx.fill_holes:
+            grad_projected = accum_zeros(flow.shape, flow)
+            if pixels:
+                grad_result = grad_result.to(flow.dtype).contiguous()
+                ctx.kernels(
+                    "project_flow_fill_holes_backward", pixels,
+                    grad_result, count, grad_projected, *dims,
+                )  # fmt: skip
+        else:
+            grad_projected = grad_result.to(projected.dtype).contiguous()
+        grad_flow = accum_empty(flow.shape, flow) if want_flow else None
+        grad_weight = accum_empty(weight.shape, flow) if want_weight else None
+        if pixels:
+            ctx.kernels(
+                "project_flow_backward", pixels,
+                flow, weight, count, projected, grad_projected, grad_flow, grad_weight, *dims,
+            )  # fmt: skip
+        return (
+            None if grad_flow is None else grad_flow.to(flow.dtype),
+            None if grad_weight is None else grad_weight.to(weight.dtype),
+            None,
+            None,
+        )

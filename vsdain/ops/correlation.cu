@@ -1,4 +1,4 @@
-// PWC-Net cost-volume correlation (spec section 3.1), the kernel behind
+// PWC-Net cost-volume correlation (the reference's correlation_package), the kernel behind
 // vsdain.ops.correlation.correlation_reference: kernel size 1, strides 1, padding equal to
 // the maximum displacement d.
 //

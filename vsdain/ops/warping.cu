@@ -1,9 +1,14 @@
-// Adaptive warping (spec section 3.3, paper eq. 3), the kernel behind
+// Adaptive warping (paper eq. 3; the reference's FilterInterpolation), the kernel behind
 // vsdain.ops.warping.adaptive_warp_reference. Output pixel p reads the image around
 // q = p + flow(p) through a 4x4 window; tap (j, i) is weighted by kernel[4j+i](p) times the
 // bilinear weights a_i * b_j, where a_i = 1-alpha for the left two columns and alpha for the
 // right two (b_j likewise with beta for rows). Taps outside the image replicate the border.
 // Where q is invalid the output copies the image at p.
+//
+// The output is a window of out_height x out_width pixels whose top-left corner sits at
+// (top, left) in the image (the whole image when they are 0 and its size): p is in image
+// coordinates, so a window equals the same window of the whole-image warp exactly. flow,
+// kernel and the output are window-sized; the image is whole.
 //
 // flow is accum_t (float32 even for float16 images): a float16 x coordinate cannot hold the
 // fractional part at video widths.
@@ -55,33 +60,54 @@ __device__ __forceinline__ accum_t bilinear_weight(int offset, accum_t fraction)
     return offset < WINDOW / 2 ? 1 - fraction : fraction;
 }
 
+// One output pixel of the window: its item, its index in the window and in the image.
+struct WindowPixel {
+    long long b, out_pixel, pixel;
+    int x, y;
+};
+
+__device__ __forceinline__ WindowPixel window_pixel(
+    long long index, int out_height, int out_width, int top, int left, int width)
+{
+    WindowPixel p;
+    const long long out_pixels = (long long)out_height * out_width;
+    p.b = index / out_pixels;
+    p.out_pixel = index % out_pixels;
+    p.x = left + (int)(p.out_pixel % out_width);
+    p.y = top + (int)(p.out_pixel / out_width);
+    p.pixel = (long long)p.y * width + p.x;
+    return p;
+}
+
 extern "C" __global__ void adaptive_warp_forward(
     const scalar_t* __restrict__ image,   // (B, C, H, W)
-    const accum_t* __restrict__ flow,     // (B, 2, H, W), pixels, channel 0 = x
-    const scalar_t* __restrict__ kernel,  // (B, 16, H, W)
-    scalar_t* __restrict__ warped,        // (B, C, H, W)
-    const int batch, const int channels, const int height, const int width)
+    const accum_t* __restrict__ flow,     // (B, 2, h, w), pixels, channel 0 = x
+    const scalar_t* __restrict__ kernel,  // (B, 16, h, w)
+    scalar_t* __restrict__ warped,        // (B, C, h, w)
+    const int batch, const int channels, const int height, const int width,
+    const int out_height, const int out_width, const int top, const int left)
 {
     const long long pixels = (long long)height * width;
-    GRID_STRIDE_LOOP(index, batch * pixels) {
-        const long long b = index / pixels;
-        const long long pixel = index % pixels;
+    const long long out_pixels = (long long)out_height * out_width;
+    GRID_STRIDE_LOOP(index, batch * out_pixels) {
+        const WindowPixel p = window_pixel(index, out_height, out_width, top, left, width);
         const WarpGeometry geometry = warp_geometry(
-            flow[2 * b * pixels + pixel], flow[(2 * b + 1) * pixels + pixel],
-            (int)(pixel % width), (int)(pixel / width), height, width);
-        const scalar_t* image_plane = image + b * channels * pixels;
-        scalar_t* warped_plane = warped + b * channels * pixels;
+            flow[2 * p.b * out_pixels + p.out_pixel], flow[(2 * p.b + 1) * out_pixels + p.out_pixel],
+            p.x, p.y, height, width);
+        const scalar_t* image_plane = image + p.b * channels * pixels;
+        scalar_t* warped_plane = warped + p.b * channels * out_pixels;
         if (!geometry.valid) {
             for (int c = 0; c < channels; ++c) {
-                warped_plane[c * pixels + pixel] = image_plane[c * pixels + pixel];
+                warped_plane[c * out_pixels + p.out_pixel] = image_plane[c * pixels + p.pixel];
             }
             continue;
         }
         accum_t tap_weights[WINDOW * WINDOW];
         for (int k = 0; k < WINDOW * WINDOW; ++k) {
-            tap_weights[k] = (accum_t)load(kernel + (b * WINDOW * WINDOW + k) * pixels + pixel) *
-                             bilinear_weight(k % WINDOW, geometry.alpha) *
-                             bilinear_weight(k / WINDOW, geometry.beta);
+            tap_weights[k] =
+                (accum_t)load(kernel + (p.b * WINDOW * WINDOW + k) * out_pixels + p.out_pixel) *
+                bilinear_weight(k % WINDOW, geometry.alpha) *
+                bilinear_weight(k / WINDOW, geometry.beta);
         }
         for (int c = 0; c < channels; ++c) {
             const scalar_t* plane = image_plane + c * pixels;
@@ -89,7 +115,7 @@ extern "C" __global__ void adaptive_warp_forward(
             for (int k = 0; k < WINDOW * WINDOW; ++k) {
                 sum += tap_weights[k] * load(plane + geometry.taps[k]);
             }
-            store(warped_plane + c * pixels + pixel, sum);
+            store(warped_plane + c * out_pixels + p.out_pixel, sum);
         }
     }
 }
@@ -101,23 +127,25 @@ extern "C" __global__ void adaptive_warp_forward(
 // to flow or kernel.
 extern "C" __global__ void adaptive_warp_backward(
     const scalar_t* __restrict__ image,        // (B, C, H, W)
-    const accum_t* __restrict__ flow,          // (B, 2, H, W)
-    const scalar_t* __restrict__ kernel,       // (B, 16, H, W)
-    const scalar_t* __restrict__ grad_warped,  // (B, C, H, W)
+    const accum_t* __restrict__ flow,          // (B, 2, h, w)
+    const scalar_t* __restrict__ kernel,       // (B, 16, h, w)
+    const scalar_t* __restrict__ grad_warped,  // (B, C, h, w)
     accum_t* __restrict__ grad_image,          // (B, C, H, W) or null; zeroed by the caller
-    accum_t* __restrict__ grad_flow,           // (B, 2, H, W) or null; every element written
-    accum_t* __restrict__ grad_kernel,         // (B, 16, H, W) or null; every element written
-    const int batch, const int channels, const int height, const int width)
+    accum_t* __restrict__ grad_flow,           // (B, 2, h, w) or null; every element written
+    accum_t* __restrict__ grad_kernel,         // (B, 16, h, w) or null; every element written
+    const int batch, const int channels, const int height, const int width,
+    const int out_height, const int out_width, const int top, const int left)
 {
     const long long pixels = (long long)height * width;
-    GRID_STRIDE_LOOP(index, batch * pixels) {
-        const long long b = index / pixels;
-        const long long pixel = index % pixels;
+    const long long out_pixels = (long long)out_height * out_width;
+    GRID_STRIDE_LOOP(index, batch * out_pixels) {
+        const WindowPixel p = window_pixel(index, out_height, out_width, top, left, width);
+        const long long b = p.b;
         const WarpGeometry geometry = warp_geometry(
-            flow[2 * b * pixels + pixel], flow[(2 * b + 1) * pixels + pixel],
-            (int)(pixel % width), (int)(pixel / width), height, width);
+            flow[2 * b * out_pixels + p.out_pixel], flow[(2 * b + 1) * out_pixels + p.out_pixel],
+            p.x, p.y, height, width);
         const scalar_t* image_plane = image + b * channels * pixels;
-        const scalar_t* grad_plane = grad_warped + b * channels * pixels;
+        const scalar_t* grad_plane = grad_warped + b * channels * out_pixels;
 
         // correlation[k] = sum_c grad[c] * image[c, tap k]: the kernel and flow gradients are
         // both linear in it, so the channel loop only has to build these 16 sums.
@@ -126,15 +154,16 @@ extern "C" __global__ void adaptive_warp_backward(
         for (int k = 0; k < WINDOW * WINDOW; ++k) {
             correlation[k] = 0;
             kernel_values[k] =
-                geometry.valid ? load(kernel + (b * WINDOW * WINDOW + k) * pixels + pixel) : 0;
+                geometry.valid ? load(kernel + (b * WINDOW * WINDOW + k) * out_pixels + p.out_pixel)
+                           : 0;
         }
         for (int c = 0; c < channels; ++c) {
-            const accum_t grad = load(grad_plane + c * pixels + pixel);
+            const accum_t grad = load(grad_plane + c * out_pixels + p.out_pixel);
             accum_t* grad_image_plane =
                 grad_image != nullptr ? grad_image + (b * channels + c) * pixels : nullptr;
             if (!geometry.valid) {
                 if (grad_image_plane != nullptr) {
-                    atomicAdd(grad_image_plane + pixel, grad);
+                    atomicAdd(grad_image_plane + p.pixel, grad);
                 }
                 continue;
             }
@@ -156,7 +185,7 @@ extern "C" __global__ void adaptive_warp_backward(
             const accum_t column_weight = bilinear_weight(i, geometry.alpha);
             const accum_t row_weight = bilinear_weight(j, geometry.beta);
             if (grad_kernel != nullptr) {
-                grad_kernel[(b * WINDOW * WINDOW + k) * pixels + pixel] =
+                grad_kernel[(b * WINDOW * WINDOW + k) * out_pixels + p.out_pixel] =
                     geometry.valid ? correlation[k] * column_weight * row_weight : 0;
             }
             if (geometry.valid) {
@@ -167,8 +196,8 @@ extern "C" __global__ void adaptive_warp_backward(
             }
         }
         if (grad_flow != nullptr) {
-            grad_flow[2 * b * pixels + pixel] = d_alpha;
-            grad_flow[(2 * b + 1) * pixels + pixel] = d_beta;
+            grad_flow[2 * b * out_pixels + p.out_pixel] = d_alpha;
+            grad_flow[(2 * b + 1) * out_pixels + p.out_pixel] = d_beta;
         }
     }
 }

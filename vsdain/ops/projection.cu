@@ -1,4 +1,4 @@
-// Depth-aware flow projection (spec section 3.2, paper eq. 1), the kernel behind
+// Depth-aware flow projection (paper eq. 1; the reference's DepthFlowProjection), the kernel behind
 // vsdain.ops.projection.project_flow_reference. One projection is three launches:
 //
 //   project_flow_splat       every source adds -w*f and w to the 2x2 pixels around its landing
@@ -27,11 +27,24 @@ __device__ __forceinline__ void splat_targets(
     targets[3] = (long long)bottom * width + right;
 }
 
-// NaN fails every comparison and infinity fails the upper bound, so broken flow is dropped.
-__device__ __forceinline__ bool lands_inside(
-    accum_t landing_x, accum_t landing_y, int height, int width)
+// One source pixel's flow and where it lands; inside says whether it is kept. NaN fails every
+// comparison and infinity fails the upper bound, so broken flow is dropped.
+struct Landing {
+    accum_t flow_x, flow_y, x, y;
+    bool inside;
+};
+
+__device__ __forceinline__ Landing source_landing(
+    const scalar_t* flow, long long b, long long pixel, long long pixels, int height, int width)
 {
-    return landing_x >= 0 && landing_x <= width - 1 && landing_y >= 0 && landing_y <= height - 1;
+    Landing landing;
+    landing.flow_x = load(flow + 2 * b * pixels + pixel);
+    landing.flow_y = load(flow + (2 * b + 1) * pixels + pixel);
+    landing.x = (accum_t)(pixel % width) + landing.flow_x;
+    landing.y = (accum_t)(pixel / width) + landing.flow_y;
+    landing.inside =
+        landing.x >= 0 && landing.x <= width - 1 && landing.y >= 0 && landing.y <= height - 1;
+    return landing;
 }
 
 extern "C" __global__ void project_flow_splat(
@@ -45,16 +58,14 @@ extern "C" __global__ void project_flow_splat(
     GRID_STRIDE_LOOP(index, batch * pixels) {
         const long long b = index / pixels;
         const long long pixel = index % pixels;
-        const accum_t flow_x = load(flow + 2 * b * pixels + pixel);
-        const accum_t flow_y = load(flow + (2 * b + 1) * pixels + pixel);
-        const accum_t landing_x = (accum_t)(pixel % width) + flow_x;
-        const accum_t landing_y = (accum_t)(pixel / width) + flow_y;
-        if (!lands_inside(landing_x, landing_y, height, width)) {
+        const Landing landing = source_landing(flow, b, pixel, pixels, height, width);
+        if (!landing.inside) {
             continue;
         }
+        const accum_t flow_x = landing.flow_x, flow_y = landing.flow_y;
         const accum_t source_weight = weight != nullptr ? (accum_t)load(weight + index) : 1;
         long long targets[4];
-        splat_targets(landing_x, landing_y, height, width, targets);
+        splat_targets(landing.x, landing.y, height, width, targets);
         for (int k = 0; k < 4; ++k) {
             // Atomic because sources from anywhere may land on the same pixel; the order of
             // the float additions, and so the last bits, vary from run to run on the GPU.
@@ -219,15 +230,13 @@ extern "C" __global__ void project_flow_backward(
     GRID_STRIDE_LOOP(index, batch * pixels) {
         const long long b = index / pixels;
         const long long pixel = index % pixels;
-        const accum_t flow_x = load(flow + 2 * b * pixels + pixel);
-        const accum_t flow_y = load(flow + (2 * b + 1) * pixels + pixel);
-        const accum_t landing_x = (accum_t)(pixel % width) + flow_x;
-        const accum_t landing_y = (accum_t)(pixel / width) + flow_y;
+        const Landing landing = source_landing(flow, b, pixel, pixels, height, width);
+        const accum_t flow_x = landing.flow_x, flow_y = landing.flow_y;
         accum_t d_flow_x = 0, d_flow_y = 0, d_weight = 0;
-        if (lands_inside(landing_x, landing_y, height, width)) {
+        if (landing.inside) {
             const accum_t source_weight = weight != nullptr ? (accum_t)load(weight + index) : 1;
             long long targets[4];
-            splat_targets(landing_x, landing_y, height, width, targets);
+            splat_targets(landing.x, landing.y, height, width, targets);
             for (int k = 0; k < 4; ++k) {
                 const accum_t total = count[b * pixels + targets[k]];
                 const long long target_x = 2 * b * pixels + targets[k];
