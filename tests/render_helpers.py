@@ -10,18 +10,23 @@ import numpy as np
 
 # A YUV 4:2:0 clip whose every frame differs (values depend on the frame number), made with
 # numpy only: no network, so chunking, encoding and concatenation are tested in seconds.
-# SLEEP slows each frame down so that a test can interrupt a render in the middle.
+# SLEEP slows each frame down so that a test can interrupt a render in the middle; frame
+# FAIL_AT raises the first time it is computed (MARKER remembers it across processes).
 SCRIPT = """
+import os
 import time
 import numpy as np
 import vapoursynth as vs
 
-LENGTH, SLEEP = {length}, {sleep}
+LENGTH, SLEEP, FAIL_AT, MARKER = {length}, {sleep}, {fail_at}, {marker!r}
 blank = vs.core.std.BlankClip(
     format=vs.YUV420P8, width=64, height=48, length=LENGTH, fpsnum=50, fpsden=1
 )
 
 def paint(n, f):
+    if n == FAIL_AT and not os.path.exists(MARKER):
+        open(MARKER, "w").close()
+        raise RuntimeError("failing once, on purpose")
     out = f.copy()
     for plane in range(3):
         rows, columns = np.indices(np.asarray(out[plane]).shape)
@@ -44,8 +49,11 @@ def painted(n: int) -> np.ndarray:
     return np.concatenate([planes[0].ravel(), planes[1].ravel(), planes[2].ravel()]).reshape(72, 64)
 
 
-def write_script(path: Path, *, length: int = 30, sleep: float = 0.0) -> Path:
-    path.write_text(SCRIPT.format(length=length, sleep=sleep))
+def write_script(
+    path: Path, *, length: int = 30, sleep: float = 0.0, fail_once_at: int | None = None
+) -> Path:
+    marker = str(path.with_suffix(".failed"))
+    path.write_text(SCRIPT.format(length=length, sleep=sleep, fail_at=fail_once_at, marker=marker))
     return path
 
 

@@ -111,6 +111,36 @@ def test_interrupted_run_resumes_with_only_the_missing_chunks(tmp_path):
     assert len(frames) == 24 and times[-1] == 23 / SCRIPT_FPS
 
 
+def test_chunk_that_raises_is_retried_and_output_unchanged(tmp_path):
+    script = write_script(tmp_path / "flaky.vpy", length=12, fail_once_at=6)
+    output = tmp_path / "out.mkv"
+    summary = render(script, output, codec="ffv1", chunk_frames=4, progress=False)
+    assert (summary.chunks, summary.retries) == (3, 1)
+    frames, _ = decoded_frames(output)
+    assert [n for n, frame in enumerate(frames) if not np.array_equal(frame, painted(n))] == []
+    assert len(frames) == 12
+
+
+def test_chunk_failing_every_attempt_stops_the_render(tmp_path):
+    from vsdain.render import ChunkError
+
+    script = tmp_path / "broken.vpy"
+    script.write_text(
+        "import vapoursynth as vs\n"
+        "clip = vs.core.std.BlankClip(format=vs.YUV420P8, width=64, height=48, length=8)\n"
+        "def fail(n, f):\n"
+        "    if n >= 4:\n"
+        "        raise RuntimeError('broken frame')\n"
+        "    return f\n"
+        "clip.std.ModifyFrame(clip, fail).set_output()\n"
+    )
+    with pytest.raises(ChunkError, match="chunk-00001-4-8 failed 3 times"):
+        render(
+            script, tmp_path / "out.mkv", codec="ffv1", chunk_frames=4, retries=2, progress=False
+        )
+    assert not (tmp_path / "out.mkv").exists()
+
+
 def test_changed_settings_or_script_never_reuse_chunks(tmp_path):
     script = write_script(tmp_path / "paint.vpy", length=8)
     work = tmp_path / "work"

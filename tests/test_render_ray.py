@@ -1,0 +1,128 @@
+"""vsdain render on local Ray workers: a chunked render of a real clip through the network
+(random weights) equals a single in-process render frame for frame, and a worker killed in
+the middle of a chunk is retried without changing the output.
+
+Ray runs locally only (2 CPUs, no dashboard, loopback), once for the module, and every test
+is bounded by an alarm.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+from checkpoints import write_random_checkpoint
+from render_helpers import SCRIPT_FPS, decoded_frames, painted, stream_seconds, write_script
+
+from vsdain.render import render
+from vsdain.render.plan import Chunk
+from vsdain.render.state import WorkFolder
+
+ray = pytest.importorskip("ray", reason="ray is part of the dev extra")
+
+TEST_SECONDS = 420  # a hung cluster fails the test instead of blocking the suite
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        _node_ip_address="127.0.0.1",
+    )
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def time_limit():
+    def expire(signum, frame):
+        raise TimeoutError(f"render test ran past {TEST_SECONDS} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(TEST_SECONDS)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.fixture(scope="module")
+def random_weights(tmp_path_factory) -> Path:
+    return write_random_checkpoint(tmp_path_factory.mktemp("weights") / "best.pth", seed=3)
+
+
+def test_two_ray_workers_match_one_process_on_a_real_clip(
+    local_ray, shared_data, random_weights, tmp_path
+):
+    clip = shared_data / "clips" / "chaplin.mp4"
+    # 12 source frames at 25 fps, doubled: 24 output frames at 50 fps, 3 chunks of 8.
+    common = {
+        "weights": random_weights,
+        "width": 64,
+        "height": 48,
+        "frames": 12,
+        "codec": "ffv1",
+        "device": "cpu",
+        "progress": False,
+    }
+    single = render(clip, tmp_path / "single.mkv", chunk_frames=1000, **common)
+    chunked = render(clip, tmp_path / "chunked.mkv", chunk_frames=8, workers=2, **common)
+    assert (single.chunks, chunked.chunks, chunked.frames) == (1, 3, 24)
+
+    reference, reference_times = decoded_frames(tmp_path / "single.mkv")
+    frames, times = decoded_frames(tmp_path / "chunked.mkv")
+    assert len(reference) == len(frames) == 24
+    different = [n for n in range(24) if not np.array_equal(frames[n], reference[n])]
+    assert different == []
+    assert times == reference_times == [Fraction(n, 50) for n in range(24)]
+    assert stream_seconds(tmp_path / "chunked.mkv", "video") == Fraction(24, 50)
+    # Synthesised frames differ from both neighbours: the network ran, not a copy.
+    assert not np.array_equal(frames[1], frames[0]) and not np.array_equal(frames[1], frames[2])
+
+    # The clip's audio (MP3), trimmed to the same 12 source frames at packet precision.
+    audio = stream_seconds(tmp_path / "chunked.mkv", "audio")
+    assert abs(audio - Fraction(12, 25)) <= Fraction(30, 1000)
+
+
+def test_killed_worker_is_retried_and_output_unchanged(local_ray, tmp_path):
+    script = write_script(tmp_path / "slow.vpy", length=24, sleep=0.1)
+    output = tmp_path / "out.mkv"
+    work = tmp_path / "work"
+    killed: list[int] = []
+
+    def kill_one_worker_mid_chunk() -> None:
+        deadline = time.monotonic() + 120
+        while not killed and time.monotonic() < deadline:
+            for progress in work.glob("job-*/chunk-*.progress"):
+                folder = WorkFolder(progress.parent, ".mp4")
+                chunk = _chunk_of(progress)
+                attempts = folder.attempts(chunk)
+                if attempts and 0 < folder.frames_encoded(chunk) < chunk.frames:
+                    os.kill(attempts[-1], signal.SIGKILL)
+                    killed.append(attempts[-1])
+                    return
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_one_worker_mid_chunk)
+    killer.start()
+    summary = render(
+        script, output, codec="ffv1", chunk_frames=6, workers=2, work_dir=work, progress=False
+    )
+    killer.join()
+    assert killed, "no worker was seen in the middle of a chunk"
+    assert summary.retries >= 1 and summary.chunks == 4
+    frames, times = decoded_frames(output)
+    assert [n for n, frame in enumerate(frames) if not np.array_equal(frame, painted(n))] == []
+    assert times == [n / SCRIPT_FPS for n in range(24)]
+
+
+def _chunk_of(progress: Path) -> Chunk:
+    _, index, start, end = progress.name.removesuffix(".progress").split("-")
+    return Chunk(int(index), int(start), int(end))
