@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
+import math
 import re
 import socket
 import threading
@@ -149,6 +150,19 @@ def test_full_download_is_verified_and_saved(server, dest, checkpoint_bytes):
     assert len(server.requests) == 1
     assert "Range" not in server.requests[0]
     assert f"sha256 {digest}" in log.getvalue()
+
+
+def test_an_infinite_timeout_waits_without_a_limit(server, dest, checkpoint_bytes):
+    options = {**QUICK, "timeout": math.inf}
+    path = download_weights(dest, [mirror_of(server)], stream=io.StringIO(), **options)
+    assert path.read_bytes() == checkpoint_bytes
+
+
+@pytest.mark.parametrize("timeout", [math.nan, 0.0, -1.0])
+def test_a_timeout_that_is_not_positive_is_refused(dest, timeout):
+    with pytest.raises(ValueError, match="timeout must be > 0"):
+        download_weights(dest, [Mirror("best.pth", "http://127.0.0.1:9/")], timeout=timeout)
+    assert not dest.exists()
 
 
 def test_interrupted_download_resumes_with_a_range_request(server, dest, checkpoint_bytes):

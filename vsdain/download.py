@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import math
 import os
 import socket
 import sys
@@ -146,7 +147,8 @@ def download_weights(
 
     dest: folder to save into (default :func:`vsdain.weights.default_download_dir`).
     mirrors: tried in order (default: the ``best.pth`` lines of the manifest).
-    timeout: seconds to wait for a connection or for the next bytes of a response.
+    timeout: seconds to wait for a connection or for the next bytes of a response, > 0;
+        ``math.inf`` waits for ever.
     retries: further attempts per mirror after a failure that made no progress (timeouts,
         dropped connections, HTTP 5xx); an attempt that received data resumes at once and
         does not count. Missing files (HTTP 4xx), unknown hosts and refused connections
@@ -156,6 +158,10 @@ def download_weights(
     stream: where progress and status lines go (default ``sys.stderr``).
     Raises :class:`DownloadError`, whose message says where to put a hand-obtained file.
     """
+    if not timeout > 0:  # also refuses NaN
+        raise ValueError(f"timeout must be > 0 seconds (or math.inf), got {timeout}")
+    if retries < 0:
+        raise ValueError(f"retries must be >= 0, got {retries}")
     out = sys.stderr if stream is None else stream
     dest = (Path(dest).expanduser() if dest is not None else default_download_dir()).absolute()
     target = dest / WEIGHTS_FILENAME
@@ -269,7 +275,9 @@ def _request(url: str, part: Path, timeout: float, out: TextIO) -> None:
         headers["Range"] = f"bytes={offset}-"
     try:
         response = urllib.request.urlopen(
-            urllib.request.Request(url, headers=headers), timeout=timeout
+            urllib.request.Request(url, headers=headers),
+            # socket timeouts take None, not infinity, for no limit
+            timeout=None if math.isinf(timeout) else timeout,
         )
     except urllib.error.HTTPError as error:
         if error.code != 416 or not offset:

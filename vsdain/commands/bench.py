@@ -12,6 +12,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from . import UsageError
+
 log = logging.getLogger(__name__)
 
 DEFAULT_SIZES = "448x256,1280x720"
@@ -73,20 +75,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Arguments first: the benchmark modules import the whole network.
+    device = _device(args.device)
+    if args.clip not in (None, SYNTHETIC) and not Path(args.clip).is_file():
+        raise UsageError(f"--clip {args.clip}: no such file")
 
     from ..benchmark import chart, clips, report, runner
 
-    device = _device(args.device)
-    if device is None:
-        return 2
     clip = (
         clips.default_clip()
         if args.clip is None
         else (None if args.clip == SYNTHETIC else Path(args.clip))
     )
     if clip is not None and not clip.is_file():
-        log.error("--clip %s: no such file", clip)
-        return 2
+        raise UsageError(f"--clip {clip}: no such file")
     settings = runner.Settings(
         sizes=args.sizes or _sizes(QUICK_SIZES if args.quick else DEFAULT_SIZES),
         multis=args.multis,
@@ -103,8 +105,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         results = runner.run(settings)
     except (WeightsError, WeightsNotFoundError) as error:
-        log.error("%s", error)
-        return 2
+        raise UsageError(str(error)) from None
     command = "python -m vsdain bench" + "".join(f" {shlex.quote(a)}" for a in sys.argv[2:])
     text = report.render(results, command)
     print(text, end="")
@@ -134,8 +135,7 @@ def _device(name: str | None):
     try:
         return resolve_device(name, name="--device")
     except ValueError as problem:
-        log.error("%s", problem)
-        return None
+        raise UsageError(str(problem)) from None
 
 
 def _sizes(text: str) -> tuple[tuple[int, int], ...]:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from . import UsageError, seconds
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -25,10 +27,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=seconds,
         default=60.0,
         metavar="S",
-        help="seconds to wait for a connection or for more data (default: %(default)g)",
+        help="seconds to wait for a connection or for more data; inf waits for ever "
+        "(default: %(default)g)",
     )
     parser.add_argument(
         "--retries",
@@ -49,12 +52,8 @@ def run(args: argparse.Namespace) -> int:
     from ..download import DownloadError, Mirror, download_weights
     from ..weights import WEIGHTS_FILENAME
 
-    if args.timeout <= 0:
-        print(f"download: --timeout must be > 0, got {args.timeout:g}", file=sys.stderr)
-        return 2
     if args.retries < 0:
-        print(f"download: --retries must be >= 0, got {args.retries}", file=sys.stderr)
-        return 2
+        raise UsageError(f"--retries must be >= 0, got {args.retries}")
     mirrors = [Mirror(WEIGHTS_FILENAME, url) for url in args.url] if args.url else None
     try:
         download_weights(
@@ -66,11 +65,11 @@ def run(args: argparse.Namespace) -> int:
             stream=sys.stderr,
         )
     except DownloadError as error:
-        print(f"download: {error}", file=sys.stderr)
+        print(f"vsdain download: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(
-            "download: interrupted; run the same command again to resume where it stopped",
+            "vsdain download: interrupted; run the same command again to resume where it stopped",
             file=sys.stderr,
         )
         return 130

@@ -9,9 +9,10 @@ prints the mean scores to stdout. Progress goes to stderr.
 from __future__ import annotations
 
 import argparse
-import sys
 
-LAYOUT_CHOICES = ("middlebury", "ucf101", "vimeo90k", "triplets")
+from ..evaluation.datasets import LAYOUTS
+from . import UsageError
+
 METHOD_CHOICES = ("dain", "average")
 
 
@@ -20,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--layout",
         required=True,
-        choices=LAYOUT_CHOICES,
+        choices=LAYOUTS,
         help="middlebury: input/<seq>/frame10.png, frame11.png + gt/<seq>/frame10i11.png; "
         "ucf101: <id>/frame_00.png, frame_01_gt.png, frame_02.png; vimeo90k: "
         "sequences/<clip>/<part>/im1..im3.png named in tri_testlist.txt; triplets: every "
@@ -79,13 +80,13 @@ def run(args: argparse.Namespace) -> int:
 
     log = logging.getLogger("vsdain.evaluate")
     if args.worst < 0:
-        return _usage_error("--worst must be >= 0")
+        raise UsageError(f"--worst must be >= 0, got {args.worst}")
     if args.limit is not None and args.limit < 1:
-        return _usage_error("--limit must be >= 1")
+        raise UsageError(f"--limit must be >= 1, got {args.limit}")
     try:
         triplets = find_triplets(args.data, args.layout, split=args.split)
     except DatasetError as error:
-        return _usage_error(str(error))
+        raise UsageError(str(error)) from None
     if args.limit is not None:
         triplets = triplets[: args.limit]
 
@@ -93,10 +94,7 @@ def run(args: argparse.Namespace) -> int:
         method = average_frames
         described = "frame averaging"
     else:
-        loaded = _load_dain(args.weights, args.device)
-        if isinstance(loaded, int):
-            return loaded
-        method, described = loaded
+        method, described = _load_dain(args.weights, args.device)
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -138,7 +136,6 @@ def _written(evaluation) -> list[str]:
 
 
 def _load_dain(weights: str | None, device: str):
-
     from ..devices import resolve_device
     from ..evaluation import dain_method
     from ..weights import WeightsError, WeightsNotFoundError, find_weights, load_model
@@ -146,19 +143,13 @@ def _load_dain(weights: str | None, device: str):
     try:
         device = resolve_device(None if device == "auto" else device, name="--device")
     except ValueError as problem:
-        return _usage_error(str(problem))
+        raise UsageError(str(problem)) from None
     try:
         path = find_weights(weights)
         model = load_model(path, device=device)
     except (WeightsNotFoundError, WeightsError) as error:
-        print(f"evaluate: {error}", file=sys.stderr)
-        return 2
+        raise UsageError(str(error)) from None
     described = f"DAIN, {path.name} ({device})"
     if model.projection != "depth":
         described += f", {model.projection} projection (DA-None)"
     return dain_method(model, device), described
-
-
-def _usage_error(message: str) -> int:
-    print(f"evaluate: {message}", file=sys.stderr)
-    return 2

@@ -12,7 +12,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-LAYOUT_CHOICES = ("vimeo90k", "triplets", "ucf101", "middlebury")
+from ..evaluation.datasets import LAYOUTS
+from ..training import recipe
+from ..training.config import TrainingConfig as Defaults
+from . import UsageError
+
 GROUP_HELP = {
     "kernel": "the kernel-estimation networks (initScaleNets_filter*)",
     "context": "the context extractor (ctxNet)",
@@ -22,12 +26,19 @@ GROUP_HELP = {
 }
 
 
+def _rates(preset: str) -> str:
+    rates = recipe.LR_PRESETS[preset]
+    return f"{rates['kernel']:g} kernel/context/synthesis, {rates['flow']:g} flow, " + (
+        f"{rates['depth']:g} depth"
+    )
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("data", metavar="DATA", help="folder holding the training triplets")
     parser.add_argument(
         "--layout",
-        default="vimeo90k",
-        choices=LAYOUT_CHOICES,
+        default=Defaults.layout,
+        choices=LAYOUTS,
         help="vimeo90k: sequences/ with tri_trainlist.txt (training) and tri_testlist.txt "
         "(validation); triplets: every folder with exactly three images, sorted by name "
         "(first, ground truth, second); ucf101 and middlebury as for `evaluate` "
@@ -58,43 +69,52 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "options as before (--steps and --epochs count from the start of the run)",
     )
 
-    recipe = parser.add_argument_group("recipe")
-    recipe.add_argument(
+    group = parser.add_argument_group("recipe")
+    group.add_argument(
         "--depth",
-        default="joint",
-        choices=("joint", "frozen", "scratch", "none"),
+        default=Defaults.depth,
+        choices=recipe.DEPTH_MODES,
         help="the paper's depth ablations: joint = pretrained depth optimised jointly "
         "(released model); frozen = pretrained depth not updated, BatchNorm in eval mode; "
         "scratch = depth network re-initialised and trained (at the kernel rate unless "
         "--lr-depth); none = DA-None, projection without depth (default: %(default)s)",
     )
-    recipe.add_argument(
+    group.add_argument(
         "--lr-preset",
-        default="paper",
-        choices=("paper", "code"),
-        help="paper: 1e-4 kernel/context/synthesis, 1e-6 flow, 1e-7 depth; code (the "
-        "reference README's command): 5e-4, 5e-6, 5e-7 (default: %(default)s)",
+        default=Defaults.lr_preset,
+        choices=tuple(recipe.LR_PRESETS),
+        help=f"paper: {_rates('paper')}; code (the reference README's command): "
+        f"{_rates('code')} (default: %(default)s)",
     )
-    for group, description in GROUP_HELP.items():
-        recipe.add_argument(
-            f"--lr-{group}",
+    for name, description in GROUP_HELP.items():
+        group.add_argument(
+            f"--lr-{name}",
             type=float,
             metavar="LR",
             help=f"learning rate of {description}; 0 freezes it",
         )
-    recipe.add_argument(
+    group.add_argument(
         "--schedule",
-        default="plateau",
-        choices=("plateau", "paper", "constant"),
-        help="plateau: the reference's x0.2 after 4 epochs without a lower validation loss; "
-        "paper: x0.2 once after 30 epochs; constant (default: %(default)s)",
+        default=Defaults.schedule,
+        choices=recipe.SCHEDULES,
+        help=f"plateau: the reference's x{recipe.PLATEAU_FACTOR:g} after "
+        f"{recipe.PLATEAU_PATIENCE} epochs without a lower validation loss; paper: "
+        f"x{recipe.PLATEAU_FACTOR:g} once after {recipe.PAPER_DECAY_EPOCH} epochs; constant "
+        "(default: %(default)s)",
     )
-    recipe.add_argument("--factor", type=float, default=0.2, help="schedule factor (%(default)g)")
-    recipe.add_argument("--patience", type=int, default=4, help="plateau patience (%(default)d)")
-    recipe.add_argument(
-        "--decay-epoch", type=int, default=30, help="paper schedule: epoch of the decay (30)"
+    group.add_argument(
+        "--factor", type=float, default=Defaults.factor, help="schedule factor (%(default)g)"
     )
-    recipe.add_argument(
+    group.add_argument(
+        "--patience", type=int, default=Defaults.patience, help="plateau patience (%(default)d)"
+    )
+    group.add_argument(
+        "--decay-epoch",
+        type=int,
+        default=Defaults.decay_epoch,
+        help="paper schedule: epoch of the decay (%(default)d)",
+    )
+    group.add_argument(
         "--alpha",
         type=float,
         nargs=2,
@@ -102,7 +122,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar=("BLEND", "OUTPUT"),
         help="loss weights of the warped blend and the synthesised frame (default: 0 1)",
     )
-    recipe.add_argument(
+    group.add_argument(
         "--augment",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -111,7 +131,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     run_group = parser.add_argument_group("run")
     run_group.add_argument(
-        "--epochs", type=int, help="epochs (default: 100; 40 with --schedule paper)"
+        "--epochs",
+        type=int,
+        help="epochs (default: "
+        + "; ".join(
+            f"{count} with --schedule {name}" for name, count in recipe.DEFAULT_EPOCHS.items()
+        )
+        + ")",
     )
     run_group.add_argument("--steps", type=int, help="stop after this many steps in all")
     run_group.add_argument(
@@ -160,8 +186,7 @@ def run(args: argparse.Namespace) -> int:
 
     problem = _check(args)
     if problem:
-        print(f"train: {problem}", file=sys.stderr)
-        return 2
+        raise UsageError(problem)
     config = TrainingConfig(
         data=args.data,
         layout=args.layout,
@@ -200,15 +225,17 @@ def run(args: argparse.Namespace) -> int:
         ValueError,
         FileNotFoundError,
     ) as error:
-        print(f"train: {error}", file=sys.stderr)
-        return 2
+        raise UsageError(str(error)) from None
     except TrainingError as error:
-        print(f"train: {error}", file=sys.stderr)
+        print(f"vsdain train: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"train: interrupted; continue with `{resume_command(args)}`", file=sys.stderr)
+        print(f"vsdain train: interrupted; continue with `{resume_command(args)}`", file=sys.stderr)
         return 130
-    print(f"train: {result.progress.step} steps; checkpoint {result.checkpoint}", file=sys.stderr)
+    print(
+        f"vsdain train: {result.progress.step} steps; checkpoint {result.checkpoint}",
+        file=sys.stderr,
+    )
     return 0
 
 
