@@ -1,10 +1,11 @@
 """Runs the ops' CUDA kernel sources on the CPU, for the tests.
 
 Each (op, dtype) translation unit is rendered exactly as for the GPU except for the runtime
-prelude (``host_runtime.h`` instead of ``cuda/device.cuh``), compiled with the system C++
+prelude (``host_runtime.h`` instead of ``vsdain/ops/device.cuh``), compiled with the system C++
 compiler into a shared library, and loaded with ctypes. :class:`HostKernels` is a
-:class:`vsdain.ops.functions.KernelLauncher`, so the real autograd Functions run on CPU tensors
-through it.
+:class:`vsdain.ops.kernel_source.KernelLauncher`, so the real autograd Functions run on CPU
+tensors through it; it can also build an op from replacement kernel text, to test what happens
+when a kernel is wrong or does not compile.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import ctypes
 import os
 import shutil
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -46,10 +48,11 @@ def find_cxx() -> str:
     )
 
 
-def host_source(op: str, dtype: torch.dtype) -> str:
+def host_source(op: str, dtype: torch.dtype, kernels: str | None = None) -> str:
     """The GPU translation unit with the host prelude, plus one C entry point per kernel that
-    runs its whole grid: ``launch_<kernel>(blocks, threads, arguments)``."""
-    source = render_source(op, dtype, prelude=HOST_PRELUDE)
+    runs its whole grid: ``launch_<kernel>(blocks, threads, arguments)``. ``kernels`` replaces
+    the text of ``<op>.cu``."""
+    source = render_source(op, dtype, prelude=HOST_PRELUDE, kernels=kernels)
     entry_points = [
         f'extern "C" void launch_{name}(unsigned int blocks, unsigned int threads, '
         f"void** arguments) {{ host_launch({name}, blocks, threads, arguments); }}"
@@ -77,22 +80,31 @@ def build_library(source: str, directory: Path, name: str) -> Path:
 
 class HostKernels:
     """Launcher that runs the kernels on CPU tensors; each (op, dtype) library is built on
-    first use into ``build_dir`` and kept for the life of the object."""
+    first use into ``build_dir`` and kept for the life of the object.
 
-    def __init__(self, build_dir: Path) -> None:
+    ``kernels`` maps an op to replacement text for its ``<op>.cu`` (deliberately broken
+    kernels). ``launches`` records every launch asked for, (kernel, blocks, work items), also
+    those whose library then fails to build.
+    """
+
+    def __init__(self, build_dir: Path, kernels: Mapping[str, str] | None = None) -> None:
         self.build_dir = build_dir
+        self.kernels = dict(kernels or {})
         self._libraries: dict[tuple[str, torch.dtype], ctypes.CDLL] = {}
-        self.launches: list[tuple[str, int, int]] = []  # (kernel, blocks, work items)
+        self.launches: list[tuple[str, int, int]] = []
 
     def library(self, op: str, dtype: torch.dtype) -> ctypes.CDLL:
         key = (op, dtype)
         if key not in self._libraries:
             name = f"{op}_{str(dtype).removeprefix('torch.')}"
-            path = build_library(host_source(op, dtype), self.build_dir, name)
+            source = host_source(op, dtype, self.kernels.get(op))
+            path = build_library(source, self.build_dir, name)
             self._libraries[key] = ctypes.CDLL(str(path))
         return self._libraries[key]
 
     def __call__(self, op: str, kernel: str, dtype: torch.dtype, work_items: int, *args) -> None:
+        blocks = launch_blocks(work_items, HOST_THREADS_PER_BLOCK, HOST_MAX_BLOCKS)
+        self.launches.append((kernel, blocks, work_items))
         entry_point = getattr(self.library(op, dtype), f"launch_{kernel}")
         entry_point.argtypes = [ctypes.c_uint, ctypes.c_uint, ctypes.POINTER(ctypes.c_void_p)]
         entry_point.restype = None
@@ -100,8 +112,6 @@ class HostKernels:
         pointers = (ctypes.c_void_p * max(len(values), 1))(
             *(ctypes.cast(ctypes.pointer(value), ctypes.c_void_p) for value in values)
         )
-        blocks = launch_blocks(work_items, HOST_THREADS_PER_BLOCK, HOST_MAX_BLOCKS)
-        self.launches.append((kernel, blocks, work_items))
         entry_point(blocks, HOST_THREADS_PER_BLOCK, pointers)
 
 

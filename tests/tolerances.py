@@ -24,3 +24,13 @@ def assert_close(
     if key not in TOLERANCES:
         raise KeyError(f"no tolerance for {key}; add one to tests/tolerances.py")
     torch.testing.assert_close(actual, expected, **{**TOLERANCES[key], **override})
+
+
+def assert_gradients_close(actual, expected, dtype: torch.dtype) -> None:
+    """Lists of gradients (None where an input has none) compared pairwise with the
+    tolerances of ``dtype``; a message names the input."""
+    for index, (got, want) in enumerate(zip(actual, expected, strict=True)):
+        if want is None:
+            assert got is None, f"input {index}: expected no gradient"
+            continue
+        assert_close(got, want, dtype=dtype, msg=lambda text, index=index: f"input {index}: {text}")
