@@ -69,12 +69,23 @@ def decoded_frames(path: Path) -> tuple[list[np.ndarray], list[Fraction]]:
 
 
 def stream_seconds(path: Path, kind: str) -> Fraction:
-    """End time of the first ``kind`` stream (last packet's pts + duration), in seconds."""
+    """End time of the first ``kind`` stream (last packet's pts + duration), in seconds.
+    Matroska stores no duration for video packets, so for video use :func:`file_seconds`."""
     with av.open(str(path)) as container:
         stream = getattr(container.streams, kind)[0]
+        context = stream.codec_context
+        default = round(
+            Fraction(context.frame_size or 0, context.sample_rate or 1) / stream.time_base
+        )
         ends = [
-            (packet.pts + packet.duration) * stream.time_base
+            (packet.pts + (packet.duration or default)) * stream.time_base
             for packet in container.demux(stream)
             if packet.size and packet.pts is not None
         ]
     return max(ends)
+
+
+def file_seconds(path: Path) -> Fraction:
+    """The container's duration, in seconds (FFmpeg's microseconds)."""
+    with av.open(str(path)) as container:
+        return Fraction(container.duration, 1_000_000)

@@ -13,7 +13,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from render_helpers import SCRIPT_FPS, decoded_frames, painted, stream_seconds, write_script
+from render_helpers import (
+    SCRIPT_FPS,
+    decoded_frames,
+    file_seconds,
+    painted,
+    stream_seconds,
+    write_script,
+)
 
 from vsdain.commands import main
 from vsdain.render import render
@@ -64,6 +71,7 @@ def test_ffv1_in_matroska_keeps_exact_frames(tmp_path):
     frames, times = decoded_frames(output)
     assert [n for n, frame in enumerate(frames) if not np.array_equal(frame, painted(n))] == []
     assert times == [n / SCRIPT_FPS for n in range(12)]
+    assert file_seconds(output) == 12 / SCRIPT_FPS
 
 
 def test_plain_progress_lines_and_summary(tmp_path):

@@ -82,7 +82,6 @@ def test_two_ray_workers_match_one_process_on_a_real_clip(
     different = [n for n in range(24) if not np.array_equal(frames[n], reference[n])]
     assert different == []
     assert times == reference_times == [Fraction(n, 50) for n in range(24)]
-    assert stream_seconds(tmp_path / "chunked.mkv", "video") == Fraction(24, 50)
     # Synthesised frames differ from both neighbours: the network ran, not a copy.
     assert not np.array_equal(frames[1], frames[0]) and not np.array_equal(frames[1], frames[2])
 

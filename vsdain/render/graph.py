@@ -15,12 +15,7 @@ from pathlib import Path
 import vapoursynth as vs
 
 SCRIPT_SUFFIXES = (".vpy", ".py")
-# _ColorRange frame property: 0 full, 1 limited (zimg's own integer codes are the other way
-# round, hence the names).
-RANGE_NAMES = {0: "full", 1: "limited"}
-MATRIX_UNSPECIFIED = 2
-MATRIX_BT709 = 1
-MATRIX_BT601 = 6  # SMPTE 170M
+MATRIX_UNSPECIFIED = 2  # the _Matrix frame property's "unspecified"
 # Unlabelled video this tall or taller is HD and BT.709 by convention, smaller is BT.601.
 HD_MIN_HEIGHT = 600
 
@@ -87,43 +82,31 @@ def preview_size(clip: vs.VideoNode, width: int | None, height: int | None) -> t
     return width, height
 
 
-def colour_of(clip: vs.VideoNode) -> dict[str, object]:
-    """The matrix and range of a YUV clip, from its first frame's properties: resize
-    arguments for going to RGB (``*_in``) and back (without the suffix)."""
-    props = clip.get_frame(0).props
-    matrix = int(props.get("_Matrix", MATRIX_UNSPECIFIED))
-    if matrix == MATRIX_UNSPECIFIED:
-        matrix = MATRIX_BT709 if clip.height >= HD_MIN_HEIGHT else MATRIX_BT601
-    return {
-        "matrix": matrix,
-        "range_s": RANGE_NAMES.get(int(props.get("_ColorRange", 1)), "limited"),
-    }
+def unlabelled_matrix(clip: vs.VideoNode) -> str | None:
+    """resize's name of the matrix to assume for a YUV clip whose first frame does not say
+    it (``_Matrix`` missing or 2): BT.709 for HD, BT.601 below; None when it says it."""
+    if clip.format.color_family != vs.YUV:
+        return None
+    matrix = int(clip.get_frame(0).props.get("_Matrix", MATRIX_UNSPECIFIED))
+    if matrix != MATRIX_UNSPECIFIED:
+        return None
+    return "709" if clip.height >= HD_MIN_HEIGHT else "170m"
 
 
 def interpolate(clip: vs.VideoNode, spec: GraphSpec) -> vs.VideoNode:
-    """``vsdain.Interpolate`` on a clip of any integer format, giving that format back.
-
-    Interpolate takes planar float RGB, so a YUV clip goes to RGBS with its own matrix and
-    range and back afterwards; this is the one place to change once it takes YUV itself.
-    """
+    """``vsdain.Interpolate`` on the source clip; it takes YUV and RGB of any depth and
+    returns the clip's own format, which the encoder writes."""
     import vsdain
 
-    options = {
-        "multi": spec.multi,
-        "fps_num": spec.fps_num,
-        "fps_den": spec.fps_den,
-        "weights": spec.weights,
-        "device": spec.device,
-    }
-    if clip.format.color_family == vs.YUV:
-        colour = colour_of(clip)
-        rgb = clip.resize.Bicubic(
-            format=vs.RGBS, matrix_in=colour["matrix"], range_in_s=colour["range_s"]
-        )
-        out = vsdain.Interpolate(rgb, **options)
-        return out.resize.Bicubic(format=clip.format.id, **colour)
-    out = vsdain.Interpolate(clip.resize.Point(format=vs.RGBS), **options)
-    return out.resize.Point(format=clip.format.id)
+    return vsdain.Interpolate(
+        clip,
+        multi=spec.multi,
+        fps_num=spec.fps_num,
+        fps_den=spec.fps_den,
+        weights=spec.weights,
+        device=spec.device,
+        matrix=unlabelled_matrix(clip),
+    )
 
 
 def run_script(path: str) -> vs.VideoNode:
