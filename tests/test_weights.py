@@ -277,3 +277,53 @@ def test_explicit_path_that_does_not_exist_is_named(tmp_path):
         find_weights(missing)
     assert str(missing) in str(caught.value)
     assert f"Run `{command_hint('download')}`" in str(caught.value)
+
+
+# Building the network for loaded weights.
+
+
+def test_loaded_model_computes_what_a_copied_state_dict_gives(checkpoint, released_state):
+    from vsdain.model import DAIN
+
+    loaded = load_model(checkpoint)
+    copied = DAIN().eval()
+    copied.load_state_dict(released_state, strict=True)
+    generator = torch.Generator().manual_seed(3)
+    first, second = (torch.rand(1, 3, 64, 64, generator=generator) for _ in range(2))
+    with torch.inference_mode():
+        ours, reference = loaded(first, second), copied(first, second)
+    assert torch.equal(ours.output, reference.output)
+
+
+def test_no_parameter_or_buffer_is_left_on_the_meta_device(checkpoint):
+    model = load_model(checkpoint, dtype=torch.float64)
+    tensors = dict(model.named_parameters()) | dict(model.named_buffers())
+    assert tensors
+    assert [name for name, tensor in tensors.items() if tensor.is_meta] == []
+    assert {tensor.device.type for tensor in tensors.values()} == {"cpu"}
+    assert model.rectifyNet.block1[0].weight.dtype == torch.float64
+
+
+def test_integer_tensors_where_weights_belong_are_a_weights_error(tmp_path, released_state):
+    state = dict(released_state)
+    state["rectifyNet.block1.0.weight"] = state["rectifyNet.block1.0.weight"].long()
+    path = write_random_checkpoint(tmp_path / "best.pth", state_dict=state)
+    with pytest.raises(WeightsError, match="do not fit the DAIN network"):
+        load_model(path)
+
+
+def test_checking_the_layout_builds_no_real_network(released_state, monkeypatch):
+    from vsdain.model import DAIN
+
+    built = []
+    original = DAIN.__init__
+
+    def counting(self, *args, **kwargs):
+        built.append(torch.get_default_device())
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(DAIN, "__init__", counting)
+    weights._dain_shapes.cache_clear()
+    check_layout(released_state)
+    check_layout(released_state)
+    assert built == [torch.device("meta")]

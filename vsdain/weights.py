@@ -11,9 +11,10 @@ The released checkpoint is ``best.pth``: a plain state dict of 954 tensors. It i
 
 from __future__ import annotations
 
+import functools
 import os
 import pickle
-import zipfile
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -43,7 +44,15 @@ _MAX_LISTED = 5
 
 
 class WeightsError(ValueError):
-    """A weights file that cannot be read, or whose tensors do not fit the DAIN network."""
+    """A weights file that cannot be read, or whose tensors do not fit the DAIN network.
+
+    reason: what is wrong with the file, without the advice on what to do about it (a
+    downloader that has already deleted the file reports this instead of the message).
+    """
+
+    def __init__(self, message: str, *, reason: str | None = None):
+        super().__init__(message)
+        self.reason = message if reason is None else reason
 
 
 class WeightsNotFoundError(FileNotFoundError):
@@ -134,16 +143,23 @@ def _read_weights(path: Path) -> tuple[dict[str, torch.Tensor], str]:
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        detail = _unpickler_detail(error)
-        if "unsupported global" in detail.lower():
-            raise WeightsError(
-                f"{path} holds objects other than tensors, so it is not a DAIN state dict; "
-                f"it was not loaded, to avoid running code from it ({detail})."
-            ) from error
-        raise _unreadable(path, detail) from error
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as error:
-        raise _unreadable(path, f"{type(error).__name__}: {_first_line(str(error))}") from error
+        refused = _refused_global(str(error))
+        if refused is not None:
+            raise _runs_code(path, refused) from None
+        raise _unreadable(path, _unpickler_detail(error)) from None
+    except Exception as error:
+        # On bytes that are not a checkpoint torch's readers fail in many ways (IndexError,
+        # KeyError, struct.error, AssertionError, RuntimeError, ...): all mean "unreadable".
+        raise _unreadable(path, f"{type(error).__name__}: {_first_line(str(error))}") from None
+    try:
+        return _as_state_dict(path, loaded)
+    except WeightsError:
+        raise
+    except Exception as error:  # e.g. keys that cannot be compared or hashed
+        raise _unreadable(path, f"{type(error).__name__}: {_first_line(str(error))}") from None
 
+
+def _as_state_dict(path: Path, loaded: object) -> tuple[dict[str, torch.Tensor], str]:
     from .model.dain import PROJECTIONS
 
     projection = "depth"
@@ -151,21 +167,33 @@ def _read_weights(path: Path) -> tuple[dict[str, torch.Tensor], str]:
         projection = loaded.get(PROJECTION_KEY, projection)
         if projection not in PROJECTIONS:
             raise WeightsError(
-                f"{path}: unknown {PROJECTION_KEY!r} entry {projection!r}; expected one of "
-                f"{', '.join(PROJECTIONS)}"
+                f"weights file {path}: unknown {PROJECTION_KEY!r} entry {projection!r}; "
+                f"expected one of {', '.join(PROJECTIONS)}"
             )
         loaded = loaded["state_dict"]
     if not isinstance(loaded, Mapping):
         raise WeightsError(
-            f"{path} holds a {type(loaded).__name__}, not a state dict (a dict of tensors)."
+            f"weights file {path} holds a {type(loaded).__name__}, not a state dict (a dict "
+            "of tensors)."
         )
     not_tensors = [str(key) for key, value in loaded.items() if not isinstance(value, torch.Tensor)]
     if not_tensors:
         raise WeightsError(
-            f"{path} is not a state dict: it has entries that are not tensors "
+            f"weights file {path} is not a state dict: it has entries that are not tensors "
             f"({_count(not_tensors, 'entry', 'entries')}: {_listing(not_tensors)})."
         )
 
+    unusable = [
+        str(key)
+        for key, value in loaded.items()
+        if value.is_meta or value.layout != torch.strided or value.is_quantized
+    ]
+    if unusable:
+        raise WeightsError(
+            f"weights file {path} is not a state dict of plain tensors: "
+            f"{_count(unusable, 'entry', 'entries')} without data or in another layout "
+            f"({_listing(unusable)})."
+        )
     state_dict = {
         str(key).removeprefix(_DATA_PARALLEL_PREFIX): value for key, value in loaded.items()
     }
@@ -180,15 +208,15 @@ def check_layout(
     state_dict: Mapping[str, torch.Tensor], model: torch.nn.Module | None = None
 ) -> None:
     """Raise :class:`WeightsError` unless ``state_dict`` has exactly the keys and shapes of
-    ``model.state_dict()`` (default: a fresh :class:`vsdain.model.DAIN`).
+    ``model.state_dict()`` (default: :class:`vsdain.model.DAIN`'s, from a network built once
+    on the meta device, without memory or initialisation).
 
     The message counts and lists missing keys, unexpected keys and shape mismatches.
     """
     if model is None:
-        from .model import DAIN
-
-        model = DAIN()
-    expected = {key: tuple(value.shape) for key, value in model.state_dict().items()}
+        expected = dict(_dain_shapes())
+    else:
+        expected = {key: tuple(value.shape) for key, value in model.state_dict().items()}
     found = {key: tuple(value.shape) for key, value in state_dict.items()}
 
     missing = [key for key in expected if key not in found]
@@ -232,28 +260,82 @@ def load_model(
 
     weights_path = find_weights(path)
     state_dict, projection = _read_weights(weights_path)
-    model = DAIN(projection=projection)
     try:
-        check_layout(state_dict, model)
+        check_layout(state_dict)
     except WeightsError as error:
         raise WeightsError(f"{weights_path}: {error}") from None
-    model.load_state_dict(state_dict, strict=True)
-    return model.eval().to(device=device, dtype=dtype)
+    # Built without memory and filled with the file's tensors (assign=True): the reference
+    # initialisation would only be overwritten.
+    with torch.device("meta"):
+        model = DAIN(projection=projection)
+    try:
+        model.load_state_dict(state_dict, strict=True, assign=True)
+    except (RuntimeError, TypeError, ValueError) as error:  # e.g. integers for a weight
+        raise WeightsError(
+            f"{weights_path}: the tensors do not fit the DAIN network ({_first_line(str(error))})"
+        ) from None
+    return model.to(device=device, dtype=dtype).eval()
+
+
+@functools.cache
+def _dain_shapes() -> tuple[tuple[str, tuple[int, ...]], ...]:
+    """(key, shape) of every entry of :class:`vsdain.model.DAIN`'s state dict, in order.
+    The projection changes no tensor, so one network answers for both."""
+    from .model import DAIN
+
+    with torch.device("meta"):
+        model = DAIN()
+    return tuple((key, tuple(value.shape)) for key, value in model.state_dict().items())
 
 
 def _unreadable(path: Path, detail: str) -> WeightsError:
+    reason = f"not a readable PyTorch checkpoint; probably truncated or corrupt ({detail})"
     return WeightsError(
-        f"cannot read {path} ({path.stat().st_size:,} bytes) as a PyTorch checkpoint; it is "
-        f"probably truncated or corrupt. Delete it and re-download it with "
-        f"`{command_hint('download')}`. ({detail})"
+        f"cannot read the weights file {path} ({_file_size(path)}) as a PyTorch checkpoint; "
+        f"it is probably truncated or corrupt. Delete it and re-download it with "
+        f"`{command_hint('download')}`. ({detail})",
+        reason=reason,
     )
 
 
+def _runs_code(path: Path, name: str) -> WeightsError:
+    reason = (
+        f"it tries to run code when loaded ({name}); it was refused and nothing in it ran. "
+        f"A weights file holds only tensors: this one holds objects other than tensors, so it "
+        f"is not a DAIN state dict"
+    )
+    return WeightsError(
+        f"weights file {path}: {reason}. Do not load it by other means; get the weights from "
+        f"a source you trust, e.g. `{command_hint('download')}`.",
+        reason=reason,
+    )
+
+
+def _refused_global(text: str) -> str | None:
+    """The import the weights-only unpickler refused (``posix.system``), or None when it
+    failed for another reason. torch names it as ``GLOBAL module.name``."""
+    found = re.search(r"\bGLOBAL\s+([\w.]+)", text)
+    return found[1] if found else None
+
+
 def _unpickler_detail(error: pickle.UnpicklingError) -> str:
-    # torch wraps the unpickler's own complaint in several lines of general advice.
+    # torch wraps the unpickler's own complaint in several lines of general advice, some of
+    # which (weights_only=False) must never reach a user holding a file of unknown origin.
     text = str(error)
     _, marker, rest = text.partition("WeightsUnpickler error:")
-    return _first_line(rest if marker else text)
+    lines = [
+        line
+        for line in (rest if marker else text).splitlines()
+        if "weights_only" not in line and "torch.load" not in line
+    ]
+    return _first_line("\n".join(lines))
+
+
+def _file_size(path: Path) -> str:
+    try:
+        return f"{path.stat().st_size:,} bytes"
+    except OSError:
+        return "size unknown"
 
 
 def _first_line(text: str) -> str:
