@@ -169,6 +169,21 @@ def test_threads_asking_for_one_pair_at_once_compute_it_once(network):
     assert network.calls == Counter(frame_features=2, pair_features=1, synthesize=3)
 
 
+def test_a_large_multi_synthesises_one_timestamp_before_the_first_frame(network):
+    clip = moving_clip(2)
+    output = vsdain.Interpolate(clip, 50, model=network)
+    network.calls.clear()
+    first = planes(output.get_frame(1))
+    assert network.calls == Counter(frame_features=2, pair_features=1, synthesize=1)
+    later = {n: planes(output.get_frame(n)) for n in (25, 49)}
+    # The pair's features were reused: only the two new timestamps ran.
+    assert network.calls == Counter(frame_features=2, pair_features=1, synthesize=3)
+    images = [torch.from_numpy(pattern(n)).unsqueeze(0) for n in range(2)]
+    reference = network.interpolate(*images, [1 / 50, 25 / 50, 49 / 50])
+    for image, expected in zip([first, later[25], later[49]], reference, strict=True):
+        assert np.array_equal(image, expected[0].numpy())
+
+
 def test_rgbh_on_the_cpu_is_computed_in_float32_and_written_as_half(network):
     arrays = [pattern(n).astype(np.float16).astype(np.float32) for n in range(2)]
     full = vsdain.Interpolate(clip_from_arrays(arrays), model=network)
@@ -212,6 +227,95 @@ def test_the_built_in_detector_stops_interpolation_at_a_splice(network):
     assert output.get_frame(5).props["_SceneChangeNext"] == 1
     with_high_threshold = vsdain.Interpolate(clip, model=network, sc_threshold=1e6)
     assert not np.array_equal(planes(with_high_threshold.get_frame(5)), planes(clip.get_frame(2)))
+
+
+def repeat_marker(monkeypatch, clip: vs.VideoNode) -> None:
+    """Every synthesised frame becomes -1 everywhere, so tests see the cut decisions without
+    running the network."""
+
+    def marker(self, first, second, t, first_frame, second_frame):
+        return np.full((3, clip.height, clip.width), -1.0, np.float32)
+
+    monkeypatch.setattr(PairCache, "interpolated", marker)
+
+
+def flagged(output: vs.VideoNode, prop: str) -> list[int]:
+    return [n for n, frame in enumerate(output.frames()) if frame.props.get(prop) == 1]
+
+
+@pytest.mark.parametrize(("frame", "prop"), [(1, "_SceneChangeNext"), (2, "_SceneChangePrev")])
+def test_a_marked_cut_is_flagged_once_on_the_last_frame_before_it(
+    monkeypatch, network, frame, prop
+):
+    clip = with_props(moving_clip(4), frame, **{prop: 1})
+    repeat_marker(monkeypatch, clip)
+    output = vsdain.Interpolate(clip, 3, model=network)
+    # Output 3 is source frame 1 itself: the cut comes after the two repeated slots 4 and 5.
+    assert flagged(output, "_SceneChangeNext") == [5]
+    assert flagged(output, "_SceneChangePrev") == [6]
+    for n in (3, 6):
+        assert np.array_equal(planes(output.get_frame(n)), planes(clip.get_frame(n // 3)))
+
+
+@pytest.mark.parametrize(("marked", "last_before"), [(1, 0), (3, 1)])
+def test_lowering_the_rate_keeps_a_cut_between_the_frames_it_keeps(network, marked, last_before):
+    # Half rate keeps source frames 0, 2, 4: the cut after source frame 1 sits between outputs
+    # 0 and 1, the one after frame 3 (a frame that is dropped) between outputs 1 and 2.
+    clip = with_props(moving_clip(6), marked, _SceneChangeNext=1)
+    output = vsdain.Interpolate(clip, fps_num=12000, fps_den=1001, model=network)
+    assert flagged(output, "_SceneChangeNext") == [last_before]
+    assert flagged(output, "_SceneChangePrev") == [last_before + 1]
+
+
+def test_a_detected_cut_is_flagged_once_below_the_source_rate(network):
+    shot_b = [1.0 - pattern(n)[::-1] for n in range(3)]
+    clip = clip_from_arrays([pattern(n) for n in range(3)] + shot_b)  # cut between 2 and 3
+    output = vsdain.Interpolate(clip, fps_num=8000, fps_den=1001, model=network)
+    # A third of the rate keeps source frames 0 and 3.
+    assert [output.get_frame(n).props[SOURCE_PROP] for n in range(2)] == [0, 3]
+    assert flagged(output, "_SceneChangeNext") == [0]
+    assert flagged(output, "_SceneChangePrev") == [1]
+
+
+@pytest.mark.parametrize("value", ["0", "1", [0, 0], [1, 1], -1, 2, 1.0])
+def test_scene_change_values_other_than_the_integer_1_are_no_cut(monkeypatch, network, value):
+    clip = with_props(moving_clip(3), 1, _SceneChangeNext=value, _SceneChangePrev=value)
+    repeat_marker(monkeypatch, clip)
+    output = vsdain.Interpolate(clip, model=network)
+    for n in (1, 3):
+        assert (planes(output.get_frame(n)) == -1).all(), n
+    # The source frame passes through without the meaningless flags.
+    source_frame = output.get_frame(2)
+    assert np.array_equal(planes(source_frame), planes(clip.get_frame(1)))
+    assert "_SceneChangeNext" not in source_frame.props
+    assert "_SceneChangePrev" not in source_frame.props
+
+
+def test_sc_false_drops_the_sources_scene_change_flags(network):
+    clip = with_props(moving_clip(3), 1, _SceneChangeNext=1)
+    output = vsdain.Interpolate(clip[:2], model=network, sc=False)
+    assert "_SceneChangeNext" not in output.get_frame(2).props
+
+
+# -- errors while rendering ---------------------------------------------------------------------
+@pytest.mark.parametrize("stage", ["synthesize", "pair_features", "frame_features"])
+def test_a_failure_while_rendering_names_the_frame_and_pair(monkeypatch, network, stage):
+    def fail(*args, **kwargs):
+        raise RuntimeError("simulated out of memory")
+
+    monkeypatch.setattr(network, stage, fail)
+    output = vsdain.Interpolate(moving_clip(3), 4, model=network)
+    with pytest.raises(vs.Error) as raised:
+        output.get_frame(6)
+    message = str(raised.value)
+    expected = (
+        "Interpolate: frame 6 (source pair 1-2, t=1/2): RuntimeError: simulated out of memory"
+    )
+    # VapourSynth writes the whole chain: the original traceback, then ours.
+    assert message.rstrip().endswith(expected)
+    cause = message.index("The above exception was the direct cause of the following exception")
+    assert message.index("RuntimeError: simulated out of memory") < cause
+    assert "in fail" in message[:cause]
 
 
 # -- Big Buck Bunny --------------------------------------------------------------------------
