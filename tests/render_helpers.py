@@ -74,9 +74,9 @@ def stream_seconds(path: Path, kind: str) -> Fraction:
     with av.open(str(path)) as container:
         stream = getattr(container.streams, kind)[0]
         context = stream.codec_context
-        default = round(
-            Fraction(context.frame_size or 0, context.sample_rate or 1) / stream.time_base
-        )
+        samples = getattr(context, "frame_size", 0) or 0  # audio only
+        rate = getattr(context, "sample_rate", 0) or 1
+        default = round(Fraction(samples, rate) / stream.time_base)
         ends = [
             (packet.pts + (packet.duration or default)) * stream.time_base
             for packet in container.demux(stream)
