@@ -145,7 +145,7 @@ def with_broken_flow(flow: torch.Tensor) -> torch.Tensor:
     flow = flow.clone()
     flow.view(-1)[::7] = math.nan
     flow.view(-1)[3::11] = math.inf
-    flow.view(-1)[5::13] = FAR
+    flow.view(-1)[5::13] = min(FAR, torch.finfo(flow.dtype).max)  # float16 stops at 65504
     return flow
 
 
