@@ -5,6 +5,7 @@ Each problem becomes a ``vs.Error`` that names the argument and, where there is 
 
 from __future__ import annotations
 
+import math
 import numbers
 import os
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from ..devices import resolve_device
 from ..model import DAIN
 from ..precision import PRECISIONS, default_dtype
 from .formats import MATRICES, format_problem, is_half, needs_matrix
+from .dedup import DEFAULT_MAX_RUN, DuplicateDetector
+from .dedup import DEFAULT_THRESHOLD as DEFAULT_DEDUP_THRESHOLD
 from .scenecut import SceneCutDetector
 from .timing import FrameTiming
 
@@ -46,6 +49,16 @@ class Settings:
     device: torch.device
     dtype: torch.dtype
     matrix: str | None = None
+    dedup: Deduplication | None = None
+
+
+@dataclass(frozen=True)
+class Deduplication:
+    """dedup=True's settings: the detector (with its threshold) and the longest run of
+    duplicates that is still interpolated (longer runs are holds)."""
+
+    detector: DuplicateDetector
+    max_run: int
 
 
 def check_arguments(
@@ -62,6 +75,9 @@ def check_arguments(
     *,
     matrix: object = None,
     fp16: object = None,
+    dedup: object = False,
+    dedup_threshold: object = None,
+    dedup_max_run: object = None,
 ) -> Settings:
     """Raise ``vs.Error`` for the first bad argument; otherwise the settings to build with.
     Reads frame 0 of a YUV clip (its ``_Matrix``) when ``matrix`` is not given."""
@@ -69,14 +85,22 @@ def check_arguments(
     matrix = check_matrix(matrix, clip)
     timing = check_rate(clip, multi, fps_num, fps_den)
     detector = check_scene_change(sc, sc_threshold)
+    deduplication = check_dedup(dedup, dedup_threshold, dedup_max_run)
     check_no_fp16(fp16)
     if model is not None:
         return Settings(
-            timing, detector, None, *check_model(model, weights, device, precision), matrix
+            timing,
+            detector,
+            None,
+            *check_model(model, weights, device, precision),
+            matrix,
+            deduplication,
         )
     target = check_device(device)
     dtype = check_precision(precision, target, clip)
-    return Settings(timing, detector, check_weights(weights), None, target, dtype, matrix)
+    return Settings(
+        timing, detector, check_weights(weights), None, target, dtype, matrix, deduplication
+    )
 
 
 def check_clip(clip: object) -> vs.VideoNode:
@@ -183,6 +207,11 @@ def check_rate(clip: vs.VideoNode, multi: object, fps_num: object, fps_den: obje
     return timing
 
 
+# sc_threshold is a ratio to the neighbouring pairs' change: at 1 or below, every pair that
+# changes as much as its neighbours, i.e. ordinary motion, would be a cut.
+MIN_SC_THRESHOLD = 1.0
+
+
 def check_scene_change(sc: object, sc_threshold: object) -> SceneCutDetector | None:
     if not isinstance(sc, bool):
         raise error(f"sc must be True or False, got {sc!r}")
@@ -192,12 +221,49 @@ def check_scene_change(sc: object, sc_threshold: object) -> SceneCutDetector | N
         if (
             isinstance(sc_threshold, bool)
             or not isinstance(sc_threshold, int | float)
-            or not (sc_threshold > 0 and float(sc_threshold) != float("inf"))
+            or not math.isfinite(sc_threshold)
         ):
-            raise error(f"sc_threshold must be a positive number, got {sc_threshold!r}")
+            raise error(f"sc_threshold must be a number above 1, got {sc_threshold!r}")
+        if not sc_threshold > MIN_SC_THRESHOLD:
+            raise error(
+                f"sc_threshold must be a number above 1, got {sc_threshold!r}: it is a ratio, "
+                "a pair's luma change over that of its neighbouring pairs (ordinary motion "
+                "scores about 1, cuts 8 and more; default 3.0), not vs-rife's sc_threshold, "
+                "a luma-difference fraction from 0 to 1; drop it for the default or give "
+                "e.g. 5.0 to find fewer cuts"
+            )
     if not sc:
         return None
     return SceneCutDetector() if sc_threshold is None else SceneCutDetector(sc_threshold)
+
+
+def check_dedup(
+    dedup: object, dedup_threshold: object, dedup_max_run: object
+) -> Deduplication | None:
+    if not isinstance(dedup, bool):
+        raise error(f"dedup must be True or False, got {dedup!r}")
+    for name, value in (("dedup_threshold", dedup_threshold), ("dedup_max_run", dedup_max_run)):
+        if value is not None and not dedup:
+            raise error(f"{name} has no effect without dedup=True; add dedup=True or drop {name}")
+    if dedup_threshold is not None and (
+        isinstance(dedup_threshold, bool)
+        or not isinstance(dedup_threshold, int | float)
+        or not 0 < dedup_threshold < math.inf
+    ):
+        raise error(
+            f"dedup_threshold must be a positive number, got {dedup_threshold!r} (default "
+            f"{DEFAULT_DEDUP_THRESHOLD}; higher finds more duplicates)"
+        )
+    if dedup_max_run is not None and (not _is_int(dedup_max_run) or dedup_max_run < 1):
+        raise error(
+            f"dedup_max_run must be an integer >= 1, got {dedup_max_run!r} (default "
+            f"{DEFAULT_MAX_RUN}: drawings held up to {DEFAULT_MAX_RUN + 1} frames move)"
+        )
+    if not dedup:
+        return None
+    threshold = DEFAULT_DEDUP_THRESHOLD if dedup_threshold is None else float(dedup_threshold)
+    max_run = DEFAULT_MAX_RUN if dedup_max_run is None else int(dedup_max_run)
+    return Deduplication(DuplicateDetector(threshold), max_run)
 
 
 def check_device(device: object) -> torch.device:

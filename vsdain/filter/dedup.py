@@ -1,21 +1,25 @@
 """Duplicated frames (anime drawn on twos or threes, film transfers): which source frames
 repeat the one before them, and which kept frames feed each output frame.
 
-The detector. Each source frame k gets a score, its difference to frame k - 1, from two
-measures on grey thumbnails (luma, 0..1 of full range):
+The detector. Each source frame k gets a score, its change from frame k - 1, from two
+measures on a grey thumbnail 48 pixels wide (luma, 0..1 of full range), whose pixels are the
+means of blocks of 1/48 of the picture's width:
 
-- ``global``: the mean absolute difference on a 128-pixel thumbnail (the scene-cut detector's
-  measure). It catches changes spread over the whole picture, such as a fade, that move every
-  pixel by a code value or two;
-- ``local``: the largest absolute difference between two 64-pixel thumbnails, i.e. between
-  the means of blocks of 1/64 of the picture's width. It catches a small thing that moves
-  on a still background (a mouth, a hand), which hardly moves the mean.
+- ``local``: the largest absolute difference between the two thumbnails. It catches anything
+  that moves, down to a small thing on a still background (a mouth, a hand); the blocks are
+  large enough to average out most of an encoder's noise;
+- ``brightness``: the absolute difference of the two frames' mean luma. It catches a fade,
+  which moves every pixel by a code value or two (too little for ``local``) but all the same
+  way, while coding noise has no direction and cancels in the mean.
 
-score = max(global, local / LOCAL_WEIGHT). Re-encoding a duplicate leaves noise in both
-measures; LOCAL_WEIGHT puts their noise on one scale, so that one threshold serves both. Frame
-k is a duplicate when its score is below the threshold; frame 0 and the first frame after a
-scene cut are always kept. The defaults are measured by ``bench/dedup_threshold.py`` (real
-footage in x264 cadences); the README gives the figures.
+score = max(local, BRIGHTNESS_WEIGHT * brightness). Frame k is a duplicate when its score is
+below the threshold; frame 0 and the first frame after a scene cut are always kept. The
+weight and the default threshold are measured by ``bench/dedup_threshold.py`` on real footage
+in anime cadences re-encoded with x264 (the README gives the figures): at crf 18 to 23 true
+duplicates score up to 0.0098 and the dark fade of Big Buck Bunny from 0.0188. Changes smaller
+than an encoder's own noise (a near-still shot where a few hundred pixels change by a few code
+values) cannot be told from duplicates by any threshold; treating one as a duplicate only
+replaces it with an interpolation between its neighbours, which differ from it that little.
 
 The mapping (:func:`plan_slot`, pure Python). Kept frames stay at their true positions on the
 source timeline. An output frame at position p with kept frames a <= p < b is synthesised from
@@ -40,28 +44,27 @@ from .timing import FrameTiming
 if TYPE_CHECKING:
     import vapoursynth as vs
 
-# Longer side of the thumbnail of the global measure (as the scene-cut detector's).
-GLOBAL_SIZE = 128
-# Longer side of the thumbnail of the local measure: one pixel is a block of 1/64 of the
-# picture's width, large enough to average out an encoder's noise, small enough that a moving
-# mouth fills a good part of one.
-LOCAL_SIZE = 64
-# The local measure's noise on re-encoded duplicates is this many times the global one's.
-LOCAL_WEIGHT = 16.0
-DEFAULT_THRESHOLD = 0.0015
+# Width of the thumbnail (blocks of 1/48 of the picture's width): of 32, 48 and 64, the one
+# whose duplicates and changes overlapped least in the measurement.
+THUMBNAIL_WIDTH = 48
+# Puts the brightness measure's coding noise on the local one's scale: a fade of one code value
+# per frame then scores about twice the noisiest duplicate (measured: 16 to 48 tried).
+BRIGHTNESS_WEIGHT = 32.0
+# Between the noisiest duplicate (0.0098 at crf 23) and the dark fade's smallest step (0.0188).
+DEFAULT_THRESHOLD = 0.012
 # Anime holds a drawing for up to four frames ("on fours"); a longer run is a still shot.
 DEFAULT_MAX_RUN = 3
 
 SCORE_PROP = "DainDuplicateScore"
-GLOBAL_PROP = "DainDuplicateGlobal"
+BRIGHTNESS_PROP = "DainDuplicateBrightness"
 LOCAL_PROP = "DainDuplicateLocal"
 # On the score clip, frame k: 1 when the pair (k - 1, k) is a scene cut.
 CUT_BEFORE_PROP = "DainCutBefore"
 
 
-def duplicate_score(global_difference: float, local_difference: float) -> float:
-    """max(global, local / LOCAL_WEIGHT); see the module docstring."""
-    return max(global_difference, local_difference / LOCAL_WEIGHT)
+def duplicate_score(local: float, brightness: float) -> float:
+    """max(local, BRIGHTNESS_WEIGHT * brightness); see the module docstring."""
+    return max(local, BRIGHTNESS_WEIGHT * brightness)
 
 
 # -- the mapping ----------------------------------------------------------------------------
@@ -165,12 +168,11 @@ def plan_from_scores(
 
 
 # -- the detector ---------------------------------------------------------------------------
-def _grey_thumbnail(clip: vs.VideoNode, size: int) -> vs.VideoNode:
+def _grey_thumbnail(clip: vs.VideoNode) -> vs.VideoNode:
     import vapoursynth as vs
 
-    longer = max(clip.width, clip.height)
-    width = max(1, round(clip.width * size / longer))
-    height = max(1, round(clip.height * size / longer))
+    width = min(THUMBNAIL_WIDTH, clip.width)
+    height = max(1, round(clip.height * width / clip.width))
     # The matrix only sets the luma weights for RGB input; YUV and GRAY keep their luma.
     matrix = {"matrix_s": "709"} if clip.format.color_family == vs.RGB else {}
     return clip.resize.Bilinear(width, height, format=vs.GRAYS, **matrix)
@@ -194,26 +196,25 @@ class DuplicateDetector:
         self.threshold = float(threshold)
 
     def scores(self, clip: vs.VideoNode) -> vs.VideoNode:
-        """A small GRAYS clip as long as ``clip``; frame k carries ``DainDuplicateGlobal``,
-        ``DainDuplicateLocal`` and ``DainDuplicateScore`` (floats, 0..1 scale) for the change
-        from frame k - 1 to frame k (frame 0: 0)."""
+        """A small GRAYS clip as long as ``clip``; frame k carries ``DainDuplicateLocal``,
+        ``DainDuplicateBrightness`` and ``DainDuplicateScore`` (floats, 0..1 of full range) for
+        the change from frame k - 1 to frame k (frame 0: 0)."""
         import vapoursynth as vs
 
-        whole = _grey_thumbnail(clip, GLOBAL_SIZE)
-        changes = whole.std.PlaneStats(_previous(whole))
-        blocks = _grey_thumbnail(clip, LOCAL_SIZE)
-        local = vs.core.std.Expr([blocks, _previous(blocks)], "x y - abs").std.PlaneStats()
+        blocks = _grey_thumbnail(clip).std.PlaneStats()
+        before = _previous(blocks)
+        local = vs.core.std.Expr([blocks, before], "x y - abs").std.PlaneStats()
 
         def score_frame(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
             out = f[0].copy()
-            global_difference = f[0].props["PlaneStatsDiff"]
-            local_difference = f[1].props["PlaneStatsMax"]
-            out.props[GLOBAL_PROP] = global_difference
-            out.props[LOCAL_PROP] = local_difference
-            out.props[SCORE_PROP] = duplicate_score(global_difference, local_difference)
+            brightness = abs(f[0].props["PlaneStatsAverage"] - f[1].props["PlaneStatsAverage"])
+            largest = f[2].props["PlaneStatsMax"]
+            out.props[LOCAL_PROP] = largest
+            out.props[BRIGHTNESS_PROP] = brightness
+            out.props[SCORE_PROP] = duplicate_score(largest, brightness)
             return out
 
-        return changes.std.ModifyFrame(clips=[changes, local], selector=score_frame)
+        return blocks.std.ModifyFrame(clips=[blocks, before, local], selector=score_frame)
 
     def find_duplicates(self, clip: vs.VideoNode) -> list[int]:
         """Indices of the frames that repeat the one before them (reads the whole clip; scene
@@ -324,33 +325,32 @@ def read_plan(props: vs.FrameProps) -> SlotPlan:
     )
 
 
+def offset_aligned(clip: vs.VideoNode, offset: int, timing: FrameTiming) -> vs.VideoNode:
+    """An output-length clip whose frame n is ``clip``'s frame floor(position of n) + offset
+    (clamped to the clip)."""
+    from .cuts import aligned
+
+    return aligned(shifted(clip, offset), timing)
+
+
 def switch_by_plan(
     template: vs.VideoNode,
     plans: vs.VideoNode,
     timing: FrameTiming,
-    source: vs.VideoNode,
-    render: Callable[[vs.VideoNode, vs.VideoNode], vs.VideoNode],
+    render: Callable[[int, int], vs.VideoNode],
 ) -> vs.VideoNode:
-    """``template``-shaped output whose frame n is frame n of ``render(first, second)``, where
-    first and second are output-aligned clips of ``source`` shifted so that their frame n is
-    the plan's first and second frame (second = first when the plan has none).
+    """``template``-shaped output whose frame n is frame n of ``render(first, second)``: the
+    node made for the offsets of the plan's first and second frame from floor(position)
+    (second = first when the plan has none), to be read with :func:`offset_aligned`.
 
-    Frames a plan needs depend on the scores, so the choice is made per frame by
-    ``std.FrameEval``; its clips depend only on the two offsets from floor(position), so at
-    most (max_run + 1) * (max_run + 2) render nodes exist, each built once, on first use."""
+    The frames a plan needs depend on the scores, so the choice is made per frame by
+    ``std.FrameEval``; the nodes depend only on the two offsets, so at most
+    (max_run + 1) * (max_run + 2) of them exist, each built once, on first use."""
     import vapoursynth as vs
 
-    from .cuts import aligned
-
     nodes: dict[tuple[int, int], vs.VideoNode] = {}
-    sources: dict[int, vs.VideoNode] = {}
     lock = threading.Lock()
     step = timing.step
-
-    def source_at(offset: int) -> vs.VideoNode:
-        if offset not in sources:
-            sources[offset] = aligned(shifted(source, offset), timing)
-        return sources[offset]
 
     def choose(n: int, f: vs.VideoFrame) -> vs.VideoNode:
         here = math.floor(n * step)
@@ -359,7 +359,7 @@ def switch_by_plan(
         key = (first - here, (first if second < 0 else second) - here)
         with lock:
             if key not in nodes:
-                nodes[key] = render(source_at(key[0]), source_at(key[1]))
+                nodes[key] = render(*key)
             return nodes[key]
 
-    return template.std.FrameEval(eval=choose, prop_src=plans, clip_src=[source, plans])
+    return template.std.FrameEval(eval=choose, prop_src=plans)

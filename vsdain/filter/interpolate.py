@@ -15,6 +15,16 @@ from .arguments import Settings, check_arguments, error
 from .cuts import PAIR_CUT_PROP, aligned, output_cuts, pair_cuts, previous
 from .formats import Conversion
 from .frames import copy_planes, planes_to_frame
+from .dedup import (
+    SOURCE,
+    SYNTHESISE,
+    SlotPlan,
+    offset_aligned,
+    plan_clip,
+    read_plan,
+    source_flags,
+    switch_by_plan,
+)
 from .pair_cache import PairCache
 from .scenecut import NEXT_PROP, PREV_PROP
 from .timing import FrameTiming, Slot
@@ -41,6 +51,9 @@ def Interpolate(
     matrix: str | None = None,
     model: DAIN | None = None,
     fp16: None = None,
+    dedup: bool = False,
+    dedup_threshold: float | None = None,
+    dedup_max_run: int | None = None,
 ) -> vs.VideoNode:
     """Raise ``clip``'s frame rate with DAIN, synthesising the frames in between.
 
@@ -98,6 +111,18 @@ def Interpolate(
     frames, and each source frame's features are shared by its two pairs; memory holds the
     features of two frames (about 0.8 GB each at 1280x720 in float32).
 
+    dedup: treat source frames that repeat the frame before them (anime on twos or threes,
+    duplicated frames of a film transfer) as missing: kept frames stay at their true
+    positions and an output frame between kept frames a <= p < b is synthesised from the
+    pair (a, b) at t = (p - a) / (b - a), so a duplicate's slot gets moving content. Default
+    False. See the README's "Anime and duplicated frames".
+    dedup_threshold: with dedup, a frame is a duplicate when its change score (see
+    :mod:`vsdain.filter.dedup`) is below this; > 0, default 0.012 (measured on x264 crf 18-23
+    re-encodes; higher finds more duplicates).
+    dedup_max_run: with dedup, the longest run of duplicates that is interpolated; a longer
+    run is a still shot and stays still. Integer >= 1, default 3 (drawings held up to four
+    frames move).
+
     Raises ``vs.Error`` naming the argument for any invalid input, before anything is loaded.
     """
     settings = check_arguments(
@@ -113,6 +138,9 @@ def Interpolate(
         model,
         matrix=matrix,
         fp16=fp16,
+        dedup=dedup,
+        dedup_threshold=dedup_threshold,
+        dedup_max_run=dedup_max_run,
     )
     if settings.dtype == torch.bfloat16 and settings.device.type == "cpu" and not native_bfloat16():
         log.warning("bfloat16 on this CPU: %s", describe_native_bfloat16())
@@ -151,6 +179,8 @@ def _build(clip: vs.VideoNode, settings: Settings, network: DAIN) -> vs.VideoNod
         dtype=settings.dtype,
         sample_type=np.dtype(np.float32),
     )
+    if settings.dedup is not None:
+        return _deduplicated(clip, settings, template, pairs, clips[2:])
     synthesised = _synthesised(clip, Conversion(clip.format, settings.matrix), timing, pairs)
     render = _FrameRenderer(timing, detect_cuts=settings.detector is not None)
     # Source and repeated frames are the clip's own frames; only the others ask for the
@@ -228,10 +258,15 @@ class _FrameRenderer:
         cut = self.detect_cuts and f[2].props[PAIR_CUT_PROP] == 1
         return slot.is_source or slot.left == self.last_source or cut
 
+    def is_source(self, slot: Slot, f: list[vs.VideoFrame]) -> bool:
+        """Whether slot's output is the left source frame itself, properties included."""
+        return slot.is_source
+
     def _render(self, n: int, slot: Slot, f: list[vs.VideoFrame]) -> vs.VideoFrame:
         left_frame = f[0]
         out = left_frame.copy() if self.is_copy(slot, f) else copy_planes(f[-1], left_frame)
-        stale = SCENE_CHANGE_PROPS if slot.is_source else STALE_ON_COPIES + SCENE_CHANGE_PROPS
+        is_source = self.is_source(slot, f)
+        stale = SCENE_CHANGE_PROPS if is_source else STALE_ON_COPIES + SCENE_CHANGE_PROPS
         for key in stale:
             if key in out.props:
                 del out.props[key]
@@ -242,3 +277,86 @@ class _FrameRenderer:
                 out.props[PREV_PROP] = 1
         out.props.update(self.duration)
         return out
+
+
+# -- dedup=True ------------------------------------------------------------------------------
+def _deduplicated(
+    clip: vs.VideoNode,
+    settings: Settings,
+    template: vs.VideoNode,
+    pairs: PairCache,
+    cut_clips: list[vs.VideoNode],
+) -> vs.VideoNode:
+    """The output with duplicates skipped (see :mod:`.dedup`): each output frame's plan comes
+    from a window of duplicate scores, then its two source frames from the clips made for
+    the plan's offsets. Cut flags on the output are those of the plain timing (cuts sit at
+    the same positions); only the pixels of the slots change."""
+    timing = settings.timing
+    deduplication = settings.dedup
+    cuts = None if settings.detector is None else pair_cuts(clip, settings.detector)
+    flags = source_flags(clip, deduplication.detector, cuts)
+    plans = plan_clip(flags, timing, deduplication.detector.threshold, deduplication.max_run)
+    conversion = Conversion(clip.format, settings.matrix)
+    rgb = conversion.to_network(clip)
+    render = _PlanRenderer(timing, detect_cuts=settings.detector is not None)
+    synthesiser = _PlanSynthesiser(pairs)
+
+    def node(first_offset: int, second_offset: int) -> vs.VideoNode:
+        first = offset_aligned(clip, first_offset, timing)
+        rgb_pair = [offset_aligned(rgb, offset, timing) for offset in (first_offset, second_offset)]
+        network_frames = rgb_pair[0].std.ModifyFrame(
+            clips=[*rgb_pair, plans], selector=synthesiser
+        )
+        synthesised = conversion.from_network(network_frames, first)
+        clips = [first, *cut_clips, plans]
+        copies = template.std.ModifyFrame(clips=clips, selector=render)
+        made = template.std.ModifyFrame(clips=[*clips, synthesised], selector=render)
+
+        def choose(n: int, f: vs.VideoFrame) -> vs.VideoNode:
+            return made if read_plan(f.props).kind == SYNTHESISE else copies
+
+        return template.std.FrameEval(choose, prop_src=plans, clip_src=[copies, made])
+
+    return switch_by_plan(template, plans, timing, node)
+
+
+class _PlanSynthesiser:
+    """ModifyFrame's selector on the network's RGBS frames: f holds the plan's first and second
+    source frames as RGBS, then the plan."""
+
+    def __init__(self, pairs: PairCache) -> None:
+        self.pairs = pairs
+
+    def __call__(self, n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
+        plan = read_plan(f[2].props)
+        try:
+            planes = self.pairs.interpolated(plan.first, plan.second, plan.t, f[0], f[1])
+            return planes_to_frame(planes, f[0])
+        except Exception as failure:
+            where = f"source pair {plan.first}-{plan.second}, t={plan.t}"
+            reason = str(failure) or "no message"
+            raise error(f"frame {n} ({where}): {type(failure).__name__}: {reason}") from failure
+
+
+class _PlanRenderer(_FrameRenderer):
+    """The renderer with its pixels chosen by a plan: f holds the plan's first source frame,
+    the cut flags (when cuts are detected; at the same places as for :class:`_FrameRenderer`),
+    the plan, then, for synthesised slots only, the network's frame."""
+
+    def __init__(self, timing: FrameTiming, *, detect_cuts: bool) -> None:
+        super().__init__(timing, detect_cuts=detect_cuts)
+        # _FrameRenderer reads cut flags at f[2] and f[3]; here the first frame stands alone.
+        self.plan_index = 3 if detect_cuts else 1
+
+    def __call__(self, n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
+        # The base class reads the cut flags at f[2], f[3]: give it the layout it expects.
+        return super().__call__(n, [f[0], f[0], *f[1:]])
+
+    def _plan(self, f: list[vs.VideoFrame]) -> SlotPlan:
+        return read_plan(f[self.plan_index + 1].props)
+
+    def is_copy(self, slot: Slot, f: list[vs.VideoFrame]) -> bool:
+        return self._plan(f).kind != SYNTHESISE
+
+    def is_source(self, slot: Slot, f: list[vs.VideoFrame]) -> bool:
+        return self._plan(f).kind == SOURCE
