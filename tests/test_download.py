@@ -10,6 +10,7 @@ import math
 import re
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -46,9 +47,15 @@ class FileServer(ThreadingHTTPServer):
         self.cuts: list[int] = []
         self.statuses: list[int] = []
         self.ignore_range = False
+        # A slow link: after this many body bytes, wait for ``go_on`` before the rest.
+        self.pause_after: int | None = None
+        self.go_on = threading.Event()
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}{path}"
+
+    def handle_error(self, request, client_address):
+        pass  # clients that hang up early (refusing a body) are part of the tests
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -83,6 +90,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if server.cuts:
             body = body[: server.cuts.pop(0)]
+        if server.pause_after is not None:
+            self.wfile.write(body[: server.pause_after])
+            self.wfile.flush()
+            server.go_on.wait(timeout=20)
+            body = body[server.pause_after :]
         self.wfile.write(body)
         # HTTP/1.0: the connection closes here, early when the body was cut.
 
@@ -205,7 +217,8 @@ def test_stale_part_file_of_another_file_is_discarded_and_fetched_again(
     server, dest, checkpoint_bytes
 ):
     dest.mkdir()
-    (dest / "best.pth.part").write_bytes(b"\0" * 1000)
+    # Starts like a checkpoint (a zip archive), so only verification can tell.
+    (dest / "best.pth.part").write_bytes(b"PK\x03\x04" + b"\0" * 996)
     log = io.StringIO()
 
     path = download_weights(dest, [mirror_of(server)], stream=log, **QUICK)
@@ -267,7 +280,7 @@ def flip_middle_byte(data: bytes) -> bytes:
     [
         pytest.param(flip_middle_byte, "sha256", "has sha256", id="corrupted_with_known_hash"),
         pytest.param(lambda data: data[: len(data) // 2], None, "truncated", id="truncated"),
-        pytest.param(lambda data: data[:-1], "size", "bytes; http", id="wrong_size"),
+        pytest.param(lambda data: data[:-1], "size", "server offers", id="wrong_size"),
     ],
 )
 def test_file_failing_verification_is_removed(
@@ -295,6 +308,119 @@ def test_checkpoint_with_another_layout_is_removed(server, dest):
     with pytest.raises(DownloadError, match=r"1 missing key \(initScaleNets_filter\.0\.weight\)"):
         download_weights(dest, [mirror_of(server)], stream=io.StringIO(), **QUICK)
     assert_nothing_left(dest)
+
+
+# Mirrors that answer with something else than the checkpoint.
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"rate limit exceeded", b"<!DOCTYPE html><html><body>Too many requests</body></html>"],
+    ids=["text", "html"],
+)
+def test_a_text_body_is_refused_before_it_is_kept(server, dest, checkpoint_bytes, body):
+    server.files["/limited"] = body
+    log = io.StringIO()
+    mirrors = [mirror_of(server, "/limited"), mirror_of(server)]
+
+    path = download_weights(dest, mirrors, stream=log, **QUICK)
+
+    assert path.read_bytes() == checkpoint_bytes
+    assert "not a checkpoint" in log.getvalue()
+    assert "Delete" not in log.getvalue()
+    assert [request.get("Range") for request in server.requests] == [None, None]
+
+
+def test_a_text_body_from_the_only_mirror_leaves_nothing_behind(server, dest):
+    server.files["/best.pth"] = b"rate limit exceeded"
+    with pytest.raises(DownloadError, match="not a checkpoint") as raised:
+        download_weights(dest, [mirror_of(server)], stream=io.StringIO(), **QUICK)
+    assert "Delete" not in str(raised.value)
+    assert_nothing_left(dest)
+
+
+def test_a_body_of_the_wrong_known_size_is_refused_before_it_is_kept(
+    server, dest, checkpoint_bytes
+):
+    mirror = mirror_of(server, size=len(checkpoint_bytes) + 1)
+    with pytest.raises(DownloadError, match=f"offers {len(checkpoint_bytes):,} bytes"):
+        download_weights(dest, [mirror], stream=io.StringIO(), **QUICK)
+    assert_nothing_left(dest)
+
+
+def test_a_junk_part_file_is_discarded_instead_of_resumed(server, dest, checkpoint_bytes):
+    # What an earlier run against a rate-limited mirror used to leave.
+    dest.mkdir()
+    (dest / "best.pth.part").write_bytes(b"rate limit exceeded")
+    log = io.StringIO()
+
+    path = download_weights(dest, [mirror_of(server)], stream=log, **QUICK)
+
+    assert path.read_bytes() == checkpoint_bytes
+    assert [request.get("Range") for request in server.requests] == [None]
+    assert "does not start like a checkpoint; discarding it" in log.getvalue()
+
+
+def test_a_resumed_file_failing_verification_is_fetched_again_once_and_deleted(
+    server, dest, checkpoint_bytes
+):
+    dest.mkdir()
+    (dest / "best.pth.part").write_bytes(b"PK\x03\x04" + b"\0" * 996)
+    server.files["/best.pth"] = checkpoint_bytes[:-100]  # every copy here is short
+
+    with pytest.raises(DownloadError, match="rejected the file, which was deleted") as raised:
+        download_weights(dest, [mirror_of(server)], stream=io.StringIO(), **QUICK)
+
+    assert [request.get("Range") for request in server.requests] == ["bytes=1000-", None]
+    assert "Delete" not in str(raised.value)
+    assert_nothing_left(dest)
+
+
+def test_a_broken_existing_file_is_kept_and_reported_when_the_download_fails(server, dest):
+    dest.mkdir()
+    (dest / "best.pth").write_bytes(b"PK\x03\x04 not really")
+    log = io.StringIO()
+
+    with pytest.raises(DownloadError) as raised:
+        download_weights(dest, [mirror_of(server, "/gone")], stream=log, **QUICK)
+
+    assert (dest / "best.pth").read_bytes() == b"PK\x03\x04 not really"
+    message = str(raised.value)
+    assert f"The existing {(dest / 'best.pth').absolute()} was left as it was" in message
+    assert "fails verification" in message
+    assert "replacing it\n" not in log.getvalue()
+
+
+def test_a_slow_link_fills_the_part_file_as_bytes_arrive(server, dest, checkpoint_bytes):
+    server.pause_after = 200_000  # well under one old 1 MiB read
+    part = dest / "best.pth.part"
+    done = threading.Event()
+    failures = []
+
+    def download():
+        try:
+            download_weights(dest, [mirror_of(server)], stream=io.StringIO(), **QUICK)
+        except Exception as error:
+            failures.append(error)
+        done.set()
+
+    worker = threading.Thread(target=download)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 10
+        while _size_of(part) < 200_000 and time.monotonic() < deadline and not done.is_set():
+            time.sleep(0.02)
+        arrived = _size_of(part)
+    finally:
+        server.go_on.set()
+        worker.join(timeout=60)
+    assert arrived == 200_000
+    assert failures == []
+    assert (dest / "best.pth").read_bytes() == checkpoint_bytes
+
+
+def _size_of(path: Path) -> int:
+    return path.stat().st_size if path.exists() else 0
 
 
 # Failures and the command line.

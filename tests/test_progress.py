@@ -51,3 +51,25 @@ def test_a_resumed_count_without_progress_prints_nothing():
     with Progress(10, "train", start=4, every=2, stream=stream, clock=clock()):
         pass
     assert stream.getvalue() == ""
+
+
+def test_a_slow_count_still_prints_a_line_every_few_seconds():
+    stream = io.StringIO()
+    now = [0.0]
+    with Progress(
+        100_000_000,
+        "download",
+        every=10_000_000,
+        every_seconds=10.0,
+        unit=MB,
+        stream=stream,
+        clock=lambda: now[0],
+    ) as bar:
+        for seconds in (1.0, 2.0, 12.5, 13.0, 30.0):  # 64 kB pieces, far from the next tenth
+            now[0] = seconds
+            bar.update(64_000)
+        now[0] = 31.0
+    counts = [line.split("  ")[0] for line in stream.getvalue().splitlines()]
+    # Lines at 12.5 s and at 30 s (10 s or more after the previous one); the close adds none,
+    # since the line at 30 s already shows the last count.
+    assert counts == ["download 0.2/100.0 MB 0%", "download 0.3/100.0 MB 0%"]

@@ -41,7 +41,14 @@ from .weights import (
 MANIFEST_FILENAME = "manifest.tsv"
 PART_SUFFIX = ".part"
 
-_CHUNK_BYTES = 1 << 20
+_CHUNK_BYTES = 1 << 20  # for hashing files on disk
+# Network reads return whatever has arrived, up to this much: a slow link still shows
+# progress and fills the .part file as the bytes come.
+_READ_BYTES = 64 << 10
+# How a checkpoint starts: torch.save's zip archive, or a legacy pickle (protocol 2+).
+_CHECKPOINT_MAGICS = (b"PK\x03\x04", b"\x80")
+_SNIFF_BYTES = 4
+_LINE_EVERY_SECONDS = 10.0  # plain progress lines at least this often on a slow link
 _MB = (1e6, "MB")  # how the progress line shows bytes
 _LINE_EVERY_BYTES = 10_000_000  # plain progress lines when the size is unknown
 _MAX_BACKOFF_S = 60.0
@@ -171,11 +178,16 @@ def download_weights(
     if not mirrors:
         raise DownloadError(f"no mirror to download {WEIGHTS_FILENAME} from")
 
+    broken = None  # why an existing best.pth fails verification; it stays until replaced
     if target.is_file() and not force:
         try:
             verify_weights(target)
         except WeightsError as error:
-            out.write(f"existing {target} fails verification ({error}); replacing it\n")
+            broken = error.reason
+            out.write(
+                f"existing {target} fails verification ({broken}); downloading a new copy, "
+                "which replaces it only once it passes\n"
+            )
         else:
             out.write(f"{target} is already present and valid; use --force to download again\n")
             return target
@@ -195,12 +207,19 @@ def download_weights(
             failures.append(f"  {mirror.url}: {error}")
             continue
         os.replace(part, target)
-        out.write(f"saved {target} ({target.stat().st_size:,} bytes, sha256 {digest})\n")
+        replaced = " (replacing the file that failed verification)" if broken else ""
+        out.write(f"saved {target} ({target.stat().st_size:,} bytes, sha256 {digest}){replaced}\n")
         return target
 
+    kept = (
+        f"\nThe existing {target} was left as it was; it fails verification ({broken})."
+        if broken
+        else ""
+    )
     raise DownloadError(
         f"could not download {WEIGHTS_FILENAME} from any mirror:\n"
         + "\n".join(failures)
+        + kept
         + f"\nIf you obtain {WEIGHTS_FILENAME} by other means, put it at\n  {target}\n"
         f"(or in the folder named by ${WEIGHTS_DIR_ENV}) and check it with "
         f"`{command_hint('info')}`."
@@ -218,25 +237,30 @@ class _Transient(Exception):
 def _download_from(
     mirror: Mirror, part: Path, timeout: float, retries: int, backoff: float, out: TextIO
 ) -> str:
-    resumed = part.is_file() and part.stat().st_size > 0
-    _fetch(mirror.url, part, timeout, retries, backoff, out)
+    if _size(part) and _starts_like(part) is False:
+        out.write(f"  {part} does not start like a checkpoint; discarding it\n")
+        part.unlink()
+    resumed = _size(part) > 0
+    _fetch(mirror, part, timeout, retries, backoff, out)
     try:
         return verify_weights(part, mirror)
     except WeightsError as error:
         part.unlink(missing_ok=True)
         if not resumed:
-            raise _MirrorFailed(f"rejected the file: {error}") from None
+            raise _MirrorFailed(f"rejected the file, which was deleted: {error.reason}") from None
     # The bytes resumed from may have come from another mirror or another file.
     out.write("  the resumed file failed verification; downloading it again from the start\n")
     return _download_from(mirror, part, timeout, retries, backoff, out)
 
 
-def _fetch(url: str, part: Path, timeout: float, retries: int, backoff: float, out: TextIO) -> None:
+def _fetch(
+    mirror: Mirror, part: Path, timeout: float, retries: int, backoff: float, out: TextIO
+) -> None:
     failures = 0
     while True:
         size_before = _size(part)
         try:
-            _request(url, part, timeout, out)
+            _request(mirror, part, timeout, out)
             return
         except urllib.error.HTTPError as error:
             problem = f"HTTP {error.code} {error.reason}"
@@ -267,8 +291,11 @@ def _fetch(url: str, part: Path, timeout: float, retries: int, backoff: float, o
         time.sleep(delay)
 
 
-def _request(url: str, part: Path, timeout: float, out: TextIO) -> None:
-    """One HTTP request, appending to ``part`` when the server honours a resume range."""
+def _request(mirror: Mirror, part: Path, timeout: float, out: TextIO) -> None:
+    """One HTTP request, appending to ``part`` when the server honours a resume range. A
+    body that cannot be the checkpoint (wrong size, or not starting like one) is refused
+    before anything of it is written."""
+    url = mirror.url
     offset = _size(part)
     headers = {"User-Agent": f"vsdain/{__version__}"}
     if offset:
@@ -296,29 +323,79 @@ def _request(url: str, part: Path, timeout: float, out: TextIO) -> None:
             if start != offset:
                 part.unlink()
                 raise _Transient(f"the server resumed at byte {start}, not {offset}")
+            _check_size(mirror, total)
             out.write(f"  resuming at {_megabytes(offset)}\n")
             mode = "ab"
+            first = b""
         else:
             if offset:
                 out.write("  the server cannot resume downloads; starting again\n")
             offset, total = 0, _content_length(response)
+            _check_size(mirror, total)
             mode = "wb"
+            first = _read_start(response)
         length = _content_length(response)
-        # A plain line per tenth (per 10 MB when the size is unknown) where out is no terminal.
+        # A plain line per tenth (per 10 MB when the size is unknown), and at least every
+        # few seconds, where out is no terminal.
         every = total // 10 if total else _LINE_EVERY_BYTES
         with (
             Progress(
-                total, "download", start=offset, every=max(every, 1), unit=_MB, stream=out
+                total,
+                "download",
+                start=offset,
+                every=max(every, 1),
+                every_seconds=_LINE_EVERY_SECONDS,
+                unit=_MB,
+                stream=out,
             ) as bar,
             part.open(mode) as file,
         ):
-            while chunk := response.read(_CHUNK_BYTES):
+            chunk = first
+            while chunk or (chunk := response.read1(_READ_BYTES)):
                 file.write(chunk)
+                file.flush()
                 bar.update(len(chunk))
+                chunk = b""
     received = _size(part) - offset
     if length is not None and received < length:
         # http.client returns a short body without complaint when the peer hangs up.
         raise _Transient(f"connection closed after {received:,} of {length:,} bytes")
+
+
+def _read_start(response: http.client.HTTPResponse) -> bytes:
+    """The first bytes of a body, refused unless they start like a checkpoint."""
+    start = b""
+    while len(start) < _SNIFF_BYTES and (piece := response.read1(_READ_BYTES)):
+        start += piece
+    if not start.startswith(_CHECKPOINT_MAGICS):
+        kind = response.headers.get("Content-Type") or "no content type"
+        raise _MirrorFailed(
+            f"the server sent something that is not a checkpoint ({kind}, starting "
+            f"{_preview(start)}); nothing of it was kept"
+        )
+    return start
+
+
+def _check_size(mirror: Mirror, total: int | None) -> None:
+    if mirror.size is not None and total is not None and total != mirror.size:
+        raise _MirrorFailed(
+            f"the server offers {total:,} bytes; {mirror.filename} has {mirror.size:,}; "
+            "nothing of it was kept"
+        )
+
+
+def _starts_like(path: Path) -> bool | None:
+    """Whether a file starts like a checkpoint; None while it is too short to tell."""
+    with path.open("rb") as file:
+        start = file.read(_SNIFF_BYTES)
+    if len(start) < _SNIFF_BYTES and any(magic.startswith(start) for magic in _CHECKPOINT_MAGICS):
+        return None
+    return start.startswith(_CHECKPOINT_MAGICS)
+
+
+def _preview(data: bytes) -> str:
+    text = data[:40].decode("utf-8", errors="replace")
+    return repr(" ".join(text.split())) if data else "with nothing"
 
 
 def _parse_content_range(value: str | None) -> tuple[int | None, int | None]:

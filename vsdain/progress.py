@@ -2,8 +2,9 @@
 ``train``).
 
 On a terminal it redraws one line in place (at most every ``REDRAW_SECONDS``); otherwise (a
-log file, CI) it prints a plain line each time the count passes a multiple of ``every`` and
-at the end, so logs stay readable. Nothing goes to stdout.
+log file, CI) it prints a plain line each time the count passes a multiple of ``every``, at
+least every ``every_seconds`` while the count moves (a slow download), and at the end, so
+logs stay readable. Nothing goes to stdout.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class Progress:
         *,
         start: int = 0,
         every: int = 10,
+        every_seconds: float | None = None,
         unit: tuple[float, str] | None = None,
         stream: TextIO | None = None,
         clock=time.monotonic,
@@ -37,6 +39,7 @@ class Progress:
         self.label = label
         self.count = start
         self.every = max(1, every)
+        self.every_seconds = every_seconds
         self.stream = sys.stderr if stream is None else stream
         self.interactive = _is_terminal(self.stream)
         self._clock = clock
@@ -45,6 +48,7 @@ class Progress:
         self._last_draw = -float("inf")
         self._last_line = start // self.every
         self._last_line_count = start
+        self._last_line_time = self._started
         self._fields: dict[str, str] = {}
 
     @property
@@ -63,8 +67,12 @@ class Progress:
                 self._last_draw = now
                 self.stream.write("\r" + self.line() + "\x1b[K")
                 self.stream.flush()
-        elif self.count // self.every != self._last_line or self.count == self.total:
-            self._write_line()
+        elif (
+            self.count // self.every != self._last_line
+            or self.count == self.total
+            or (self.every_seconds is not None and now - self._last_line_time >= self.every_seconds)
+        ):
+            self._write_line(now)
 
     def close(self) -> None:
         """Ends the terminal line (the last state stays visible); elsewhere prints the last
@@ -73,11 +81,12 @@ class Progress:
             self.stream.write("\r" + self.line() + "\x1b[K\n")
             self.stream.flush()
         elif self._last_line_count != self.count:
-            self._write_line()
+            self._write_line(self._clock())
 
-    def _write_line(self) -> None:
+    def _write_line(self, now: float) -> None:
         self._last_line = self.count // self.every
         self._last_line_count = self.count
+        self._last_line_time = now
         self.stream.write(self.line() + "\n")
         self.stream.flush()
 
