@@ -128,8 +128,22 @@ def test_bad_rate(network, clip, kwargs, match):
 @pytest.mark.parametrize("threshold", [0, -1.0, float("nan"), float("inf"), "3", True])
 def test_bad_sc_threshold(network, clip, threshold):
     expect_error(
-        "sc_threshold must be a positive number", clip, sc_threshold=threshold, model=network
+        "sc_threshold must be a number above 1", clip, sc_threshold=threshold, model=network
     )
+
+
+@pytest.mark.parametrize("threshold", [0.1, 0.5, 1, 1.0])
+def test_a_vs_rife_sc_threshold_is_refused_with_the_scale_explained(network, clip, threshold):
+    # vs-rife's sc_threshold is a luma-difference fraction in 0..1; here it is a ratio to the
+    # neighbouring pairs, and 0.1 would make ordinary motion a cut everywhere.
+    message = expect_error(
+        "sc_threshold must be a number above 1", clip, sc_threshold=threshold, model=network
+    )
+    assert "ratio" in message and "vs-rife" in message and "default 3.0" in message
+
+
+def test_a_ratio_just_above_1_is_accepted(network, clip):
+    assert vsdain.Interpolate(clip, sc_threshold=1.5, model=network).num_frames == 6
 
 
 def test_sc_threshold_without_detection(network, clip):

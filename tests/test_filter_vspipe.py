@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+import av
+import numpy as np
 import pytest
 from checkpoints import write_random_checkpoint
 
@@ -50,12 +54,17 @@ def vspipe() -> str:
     return found
 
 
+# y4m colour spaces vspipe writes here -> (chroma samples per luma sample, bytes per sample).
+Y4M_LAYOUTS = {"444": (2, 1), "420p10": (0.5, 2)}
+
+
 def split_y4m(stream: bytes) -> tuple[dict[str, str], list[bytes]]:
     header, _, body = stream.partition(b"\n")
     fields = header.decode("ascii").split(" ")
     assert fields[0] == "YUV4MPEG2", f"stdout does not start with a y4m header: {header[:60]!r}"
     params = {field[0]: field[1:] for field in fields[1:]}
-    frame_size = 3 * int(params["W"]) * int(params["H"])
+    chroma, sample_bytes = Y4M_LAYOUTS[params["C"]]
+    frame_size = int((1 + chroma) * int(params["W"]) * int(params["H"]) * sample_bytes)
     frames = []
     while body:
         marker, _, body = body.partition(b"\n")
@@ -85,3 +94,56 @@ def test_vspipe_writes_the_interpolated_clip_as_y4m(tmp_path):
     # tail slot repeats the last source frame.
     assert frames[0] != frames[2]
     assert frames[4] == frames[5]
+
+
+# -- the README's encoding chain ---------------------------------------------------------------
+README = Path(__file__).resolve().parent.parent / "README.md"
+README_SECTION = "### Encoding with vspipe"
+
+
+def readme_chain() -> tuple[str, list[str]]:
+    """The README's script and its vspipe command (the part before the pipe), as written."""
+    text = README.read_text()
+    assert README_SECTION in text, f"README has no {README_SECTION!r} section"
+    section = text.split(README_SECTION, 1)[1].split("\n## ", 1)[0]
+    script = re.search(r"```python\n(.*?)```", section, re.DOTALL).group(1)
+    command = re.search(r"```sh\n(.*?)```", section, re.DOTALL).group(1).strip()
+    assert command.startswith("vspipe ") and " | ffmpeg " in command, command
+    return script, command.split(" | ", 1)[0].split()
+
+
+def write_film(path: Path, width: int, height: int, length: int) -> None:
+    """A small lossless Matroska file of moving ramps at 24 fps, written with PyAV."""
+    y, x = np.mgrid[0:height, 0:width]
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("ffv1", rate=24)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for n in range(length):
+            image = np.stack([(x * 4 + 16 * n) % 256, y * 5 % 256, x * 0 + 128], axis=-1)
+            frame = av.VideoFrame.from_ndarray(image.astype(np.uint8), format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+
+
+def test_the_readme_encoding_chain_runs(tmp_path):
+    script, command = readme_chain()
+    (tmp_path / "interpolate.vpy").write_text(script)
+    write_film(tmp_path / "film.mkv", WIDTH, HEIGHT, LENGTH)
+    write_random_checkpoint(tmp_path / "weights" / "best.pth", seed=1)
+    assert command[-1] == "-"
+    output = tmp_path / "out.y4m"
+    environment = dict(os.environ, VSDAIN_WEIGHTS_DIR=str(tmp_path / "weights"))
+    done = subprocess.run(
+        [vspipe(), *command[1:-1], str(output)],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    params, frames = split_y4m(output.read_bytes())
+    assert (params["W"], params["H"], params["C"]) == (str(WIDTH), str(HEIGHT), "420p10")
+    assert params["F"] == "48:1"
+    assert len(frames) == LENGTH * MULTI
+    assert frames[0] != frames[2]
