@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .flops import NetworkFlops
+from .precision import report_lines as precision_lines
 from .runner import ConfigResult, Results, SizeResult
 
 RANDOM_WEIGHTS_NOTE = (
@@ -26,6 +27,9 @@ def render(results: Results, command: str) -> str:
         lines += ["", f"**{RANDOM_WEIGHTS_NOTE}**"]
     lines += ["", *_time_table(results), "", *_memory_table(results)]
     lines += ["", *_parts_section(results), "", *_kernel_section(results)]
+    timings = [(f"{s.width}x{s.height}", s.precision) for s in results.sizes if s.precision]
+    if timings or results.precision_difference is not None:
+        lines += ["", *precision_lines(timings, results.precision_difference)]
     return "\n".join(lines) + "\n"
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from ..model import DAIN, Padding
-from . import clips, flops, kernels, machine, mvtools
+from . import clips, flops, kernels, machine, mvtools, precision
 from .timing import Measurement, PartTimes, time_naive, time_ours, time_parts, warm_up
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,7 @@ class Settings:
     clip: Path | None = None
     mvtools: bool = True
     kernels: bool = True
+    bfloat16: bool = False  # also time bfloat16 against float32 (first multi) and compare them
 
     def pairs(self, width: int, height: int, multi: int) -> int:
         """Source pairs whose output frames are timed: whole pairs, so that ours is timed
@@ -74,6 +75,7 @@ class SizeResult:
     operations: flops.NetworkFlops
     configs: list[ConfigResult]
     kernels: list[kernels.KernelTiming] | None  # None: no GPU
+    precision: precision.PrecisionTiming | None = None  # None: not asked for
 
 
 @dataclass
@@ -84,6 +86,7 @@ class Results:
     random_weights: bool
     peak: flops.DevicePeak
     sizes: list[SizeResult] = field(default_factory=list)
+    precision_difference: precision.PrecisionDifference | None = None
     seconds: float = 0.0
 
 
@@ -101,6 +104,8 @@ def run(settings: Settings) -> Results:
     )
     for width, height in settings.sizes:
         results.sizes.append(_run_size(settings, model, width, height))
+    if settings.bfloat16:
+        results.precision_difference = precision.difference_on_reference_pair(model)
     results.seconds = time.perf_counter() - begin
     return results
 
@@ -162,6 +167,12 @@ def _run_size(settings: Settings, model: DAIN, width: int, height: int) -> SizeR
     kernel_timings = None
     if settings.kernels and settings.device.type == "cuda":
         kernel_timings = kernels.compare(model, *padded, settings.device)
+    precision_timing = None
+    if settings.bfloat16:
+        multi = settings.multis[0]
+        frames = settings.pairs(width, height, multi) * multi
+        log.info("%dx%d multi=%d: float32 against bfloat16", width, height, multi)
+        precision_timing = precision.time_precisions(model, source.rgb, multi, frames)
     return SizeResult(
         width=width,
         height=height,
@@ -171,4 +182,5 @@ def _run_size(settings: Settings, model: DAIN, width: int, height: int) -> SizeR
         operations=flops.count(model, *padded),
         configs=configs,
         kernels=kernel_timings,
+        precision=precision_timing,
     )

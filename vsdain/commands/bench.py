@@ -67,6 +67,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-mvtools", action="store_true", help="skip the MVTools reference")
     parser.add_argument(
+        "--bfloat16",
+        action="store_true",
+        help="also time the filter in bfloat16 against float32 (first multi, each size) and "
+        "measure bfloat16's difference from float32 on the real reference pair",
+    )
+    parser.add_argument(
         "--out",
         type=Path,
         help="folder for latest.md, <date>-<device>.md and latest.png (default: bench/results "
@@ -99,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
         weights=args.weights,
         clip=clip,
         mvtools=not args.no_mvtools,
+        bfloat16=args.bfloat16,
     )
     from ..weights import WeightsError, WeightsNotFoundError
 

@@ -81,7 +81,12 @@ def _cupy_version() -> str:
 def _devices() -> list[Row]:
     import torch
 
-    rows = [("CPU", f"{os.cpu_count()} cores, torch uses {torch.get_num_threads()} threads")]
+    from ..precision import describe_native_bfloat16
+
+    rows = [
+        ("CPU", f"{os.cpu_count()} cores, torch uses {torch.get_num_threads()} threads"),
+        ("native bf16", _guarded(describe_native_bfloat16)),
+    ]
     if not torch.cuda.is_available():
         return [*rows, ("CUDA", "no CUDA device")]
     for index in range(torch.cuda.device_count()):
