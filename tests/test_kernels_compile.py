@@ -116,8 +116,11 @@ def test_every_op_defines_its_forward_and_backward_kernels():
 def test_a_syntax_error_fails_and_is_reported_in_the_original_file(tmp_path, monkeypatch):
     """The compile check can fail: a broken kernel file is rejected, and the #line markers
     make the message name that file and line."""
-    for path in kernel_source.KERNEL_DIR.iterdir():
-        (tmp_path / path.name).write_text(path.read_text())
+    # The kernels sit beside the op modules in vsdain/ops; only the CUDA files are copied.
+    for pattern in ("*.cu", "*.cuh"):
+        for path in kernel_source.KERNEL_DIR.glob(pattern):
+            (tmp_path / path.name).write_text(path.read_text())
+    assert (tmp_path / "warping.cu").is_file() and (tmp_path / "device.cuh").is_file()
     lines = (tmp_path / "warping.cu").read_text().splitlines()
     broken_line = len(lines) + 1
     (tmp_path / "warping.cu").write_text("\n".join([*lines, "this is not CUDA;", ""]))

@@ -109,7 +109,8 @@ def test_correlation_non_contiguous_input(backend, channels, d, seed, dtype):
 @pytest.mark.parametrize(("channels", "seed"), [(8, 7), (32, 19)])
 def test_correlation_float16_sums_in_float32(backend, channels, seed):
     first, second = backend.put(
-        uniform(1, channels, 6, 7, seed=seed).half(), uniform(1, channels, 6, 7, seed=seed + 1).half()
+        uniform(1, channels, 6, 7, seed=seed).half(),
+        uniform(1, channels, 6, 7, seed=seed + 1).half(),
     )
     actual = backend.correlation(first, second, 4)
     assert actual.dtype == torch.float16
@@ -184,7 +185,9 @@ def test_correlation_forward_matches_reference(
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
-@pytest.mark.parametrize(("height", "width", "channels"), [(1, 1, 5), (3, 7, 5), (6, 5, 5), (24, 31, 8)])
+@pytest.mark.parametrize(
+    ("height", "width", "channels"), [(1, 1, 5), (3, 7, 5), (6, 5, 5), (24, 31, 8)]
+)
 def test_correlation_backward_matches_reference_autograd(
     kernel_backend, dtype, height, width, channels
 ):

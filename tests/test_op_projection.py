@@ -220,7 +220,9 @@ def test_projection_drops_nan_and_inf_flow(backend, bad):
     for fill_holes in (False, True):
         out = backend.project_flow(broken, weight, fill_holes=fill_holes)
         assert torch.isfinite(out).all()
-        assert_close(out.detach().cpu(), project(backend, dropped, weight.detach(), fill_holes=fill_holes))
+        assert_close(
+            out.detach().cpu(), project(backend, dropped, weight.detach(), fill_holes=fill_holes)
+        )
     out.square().sum().backward()
     assert torch.isfinite(broken.grad).all() and torch.isfinite(weight.grad).all()
     assert broken.grad[0, :, 1, 2].tolist() == [0.0, 0.0]

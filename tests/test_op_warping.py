@@ -255,12 +255,18 @@ def test_warp_gradcheck(backend, seed):
 def test_warp_rejects_bad_shapes(backend):
     image = backend.put(torch.zeros(1, 3, 4, 5))
     with pytest.raises(ValueError, match="flow"):
-        backend.adaptive_warp(image, *backend.put(torch.zeros(1, 3, 4, 5), torch.zeros(1, 16, 4, 5)))
+        backend.adaptive_warp(
+            image, *backend.put(torch.zeros(1, 3, 4, 5), torch.zeros(1, 16, 4, 5))
+        )
     with pytest.raises(ValueError, match="flow"):
-        backend.adaptive_warp(image, *backend.put(torch.zeros(2, 2, 4, 5), torch.zeros(2, 16, 4, 5)))
+        backend.adaptive_warp(
+            image, *backend.put(torch.zeros(2, 2, 4, 5), torch.zeros(2, 16, 4, 5))
+        )
     # A flow of another size is an output window, which must fit inside the image.
-    with pytest.raises(ValueError, match="output window 4x5 .* does not fit inside the 5x4 image"):
-        backend.adaptive_warp(image, *backend.put(torch.zeros(1, 2, 5, 4), torch.zeros(1, 16, 5, 4)))
+    with pytest.raises(ValueError, match=r"output window 4x5 .* does not fit inside the 5x4 image"):
+        backend.adaptive_warp(
+            image, *backend.put(torch.zeros(1, 2, 5, 4), torch.zeros(1, 16, 5, 4))
+        )
     with pytest.raises(ValueError, match="kernel"):
         backend.adaptive_warp(image, *backend.put(torch.zeros(1, 2, 4, 5), torch.zeros(1, 9, 4, 5)))
 
@@ -332,9 +338,7 @@ def test_warp_rejects_windows_outside_the_image(backend, origin, size):
 
 
 @pytest.mark.parametrize(("top", "left", "height", "width"), WINDOWS[1:6], ids=WINDOW_IDS[1:6])
-def test_warp_window_backward_matches_reference_autograd(
-    kernel_backend, top, left, height, width
-):
+def test_warp_window_backward_matches_reference_autograd(kernel_backend, top, left, height, width):
     image, flow, kernel = window_inputs(seed=82)
     window = (top, left, height, width)
     flow, kernel = cut(flow, *window), cut(kernel, *window)
@@ -354,7 +358,9 @@ def test_warp_window_backward_matches_reference_autograd(
     # Only the taps the window reads receive gradient: rows and columns beyond its reach none.
     reach = 2 + 4  # flow spread (4 px) plus the 4x4 window's reach beyond the sample point
     outside = torch.ones(9, 11, dtype=torch.bool)
-    outside[max(top - reach, 0) : top + height + reach, max(left - reach, 0) : left + width + reach] = False
+    outside[
+        max(top - reach, 0) : top + height + reach, max(left - reach, 0) : left + width + reach
+    ] = False
     assert torch.count_nonzero(actual[0][..., outside.to(actual[0].device)]).item() == 0
 
 
