@@ -8,7 +8,7 @@ import torch
 import vapoursynth as vs
 from filter_clips import pattern, planes
 
-from vsdain.filter.frames import frame_to_tensor, tensor_to_frame, tensor_to_planes
+from vsdain.filter.frames import copy_planes, frame_to_tensor, tensor_to_frame, tensor_to_planes
 
 core = vs.core
 
@@ -53,3 +53,53 @@ def test_written_frame_must_match_the_template_size():
     template = core.std.BlankClip(format=vs.RGBS, width=8, height=4).get_frame(0)
     with pytest.raises(ValueError):
         tensor_to_frame(torch.rand(1, 3, 4, 9), template)
+
+
+@pytest.mark.parametrize(
+    ("value", "clamped"),
+    [(float("nan"), 0.0), (float("inf"), 1.0), (float("-inf"), 0.0), (1e30, 1.0), (-0.25, 0.0)],
+    ids=["nan", "+inf", "-inf", "1e30", "negative"],
+)
+@pytest.mark.parametrize("format", [vs.RGBS, vs.RGBH])
+def test_network_input_is_clamped_with_nan_as_zero(format, value, clamped):
+    frame = core.std.BlankClip(format=format, width=6, height=4, color=[0.5, 0.25, 0.75])
+    frame = frame.get_frame(0).copy()
+    with np.errstate(over="ignore"):  # 1e30 is +inf as a half
+        np.asarray(frame[1])[2, 3] = value
+    tensor = frame_to_tensor(frame, dtype=torch.float32)
+    assert torch.isfinite(tensor).all()
+    assert tensor[0, 1, 2, 3].item() == clamped
+    expected = torch.tensor([0.5, 0.25, 0.75]).view(1, 3, 1, 1).expand(1, 3, 4, 6).clone()
+    expected[0, 1, 2, 3] = clamped
+    assert torch.equal(tensor, expected)
+    # The frame itself keeps its sample.
+    stored = np.asarray(frame[1])[2, 3]
+    with np.errstate(over="ignore"):
+        kept = np.isnan(stored) if np.isnan(value) else stored == np.array(value, stored.dtype)
+    assert kept
+
+
+def test_bfloat16_input_is_clamped_before_the_cast():
+    frame = core.std.BlankClip(format=vs.RGBS, width=4, height=2).get_frame(0).copy()
+    np.asarray(frame[0])[0, 0] = 1e30
+    tensor = frame_to_tensor(frame, dtype=torch.bfloat16)
+    assert tensor.dtype == torch.bfloat16 and tensor[0, 0, 0, 0].item() == 1.0
+
+
+@pytest.mark.parametrize("format", [vs.YUV420P8, vs.YUV422P10, vs.RGB48, vs.YUV444PS])
+def test_copy_planes_moves_pixels_and_keeps_the_template_properties(format):
+    source = core.std.BlankClip(format=format, width=8, height=4, color=None, keep=True)
+    source = source.std.Expr(["x 3 +"] * source.format.num_planes).get_frame(0)
+    template = core.std.BlankClip(format=format, width=8, height=4).std.SetFrameProps(Kept=7)
+    out = copy_planes(source, template.get_frame(0))
+    assert out.props["Kept"] == 7
+    for plane in range(out.format.num_planes):
+        assert np.array_equal(np.asarray(out[plane]), np.asarray(source[plane]))
+
+
+def test_copy_planes_refuses_another_format_or_size():
+    yuv = core.std.BlankClip(format=vs.YUV420P8, width=8, height=4).get_frame(0)
+    with pytest.raises(ValueError, match="cannot copy"):
+        copy_planes(yuv, core.std.BlankClip(format=vs.YUV420P10, width=8, height=4).get_frame(0))
+    with pytest.raises(ValueError, match="cannot copy"):
+        copy_planes(yuv, core.std.BlankClip(format=vs.YUV420P8, width=8, height=6).get_frame(0))
