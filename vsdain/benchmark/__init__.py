@@ -8,7 +8,7 @@ kernels against the PyTorch references. The parts:
 
 - :mod:`.machine`: what the numbers were measured on;
 - :mod:`.clips`: the source clip at each size (a real clip when present, else a synthetic one);
-- :mod:`.memory`: peak memory of one measured stretch;
+- :mod:`vsdain.memory` (shared with the filter): peak memory of one measured stretch;
 - :mod:`.timing`: ours, naive and the per-part network timings;
 - :mod:`.mvtools`: the FlowFPS reference;
 - :mod:`.flops`: counted operations and the device's measured peak;

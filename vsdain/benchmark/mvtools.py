@@ -8,7 +8,7 @@ import time
 
 import vapoursynth as vs
 
-from .memory import PeakMemory
+from ..memory import PeakMemory
 from .timing import Measurement
 
 # FlowFPS takes about a millisecond a frame: time enough source frames to be well above

@@ -20,8 +20,8 @@ import vapoursynth as vs
 
 from ..filter.frames import frame_to_tensor, planes_to_frame, tensor_to_planes
 from ..filter.timing import FrameTiming
+from ..memory import PeakMemory
 from ..model import DAIN, Padding
-from .memory import PeakMemory
 
 
 @dataclass(frozen=True)

@@ -220,39 +220,48 @@ class DAIN(nn.Module):
         tile with a margin of the synthesis network's reach, which gives the same result
         (to float rounding) with far less memory. The flow projection is always whole-frame.
         """
-        first, second = pair.first, pair.second
-        fill_holes = self._fill_holes(fill_holes)
-        flow_to_first = self._project(pair.flow_forward * t, first, fill_holes)
-        flow_to_second = self._project(pair.flow_backward * (1.0 - t), second, fill_holes)
-        flows = (flow_to_first, flow_to_second)
-        height, width = flow_to_first.shape[-2:]
+        flows = self.project_flows(pair, t, fill_holes=fill_holes)
+        height, width = flows[0].shape[-2:]
         if tile is None:
-            blend, output = self._synthesize_window(pair, t, flows, Window(0, 0, height, width))
-            return Synthesis(blend, output, flow_to_first, flow_to_second)
+            blend, output = self.synthesize_window(pair, t, flows, Window(0, 0, height, width))
+            return Synthesis(blend, output, *flows)
 
         check_tile(tile)
-        batch = flow_to_first.shape[0]
-        blend = flow_to_first.new_empty(
-            batch, IMAGE_CHANNELS, height, width, dtype=first.image.dtype
+        batch = flows[0].shape[0]
+        blend = flows[0].new_empty(
+            batch, IMAGE_CHANNELS, height, width, dtype=pair.first.image.dtype
         )
         output = torch.empty_like(blend)
         for core, margin in tile_windows(height, width, tile, SYNTHESIS_RADIUS):
-            part_blend, part_output = self._synthesize_window(pair, t, flows, margin)
+            part_blend, part_output = self.synthesize_window(pair, t, flows, margin)
             inside = core.inside(margin)
             blend[core.slices] = part_blend[inside]
             output[core.slices] = part_output[inside]
             del part_blend, part_output  # free the tile before the next one is computed
-        return Synthesis(blend, output, flow_to_first, flow_to_second)
+        return Synthesis(blend, output, *flows)
 
-    def _synthesize_window(
+    def project_flows(
+        self, pair: PairFeatures, t: float, *, fill_holes: bool | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The projected flows (F_t->0, F_t->1), each (B, 2, H, W): the whole-frame part of a
+        timestamp. ``fill_holes`` as for :meth:`synthesize`."""
+        fill_holes = self._fill_holes(fill_holes)
+        return (
+            self._project(pair.flow_forward * t, pair.first, fill_holes),
+            self._project(pair.flow_backward * (1.0 - t), pair.second, fill_holes),
+        )
+
+    def synthesize_window(
         self,
         pair: PairFeatures,
         t: float,
         flows: tuple[torch.Tensor, torch.Tensor],
         window: Window,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(blend, output) on ``window`` of the padded frame: the warps read the whole source
-        frames, everything else is the window's own."""
+        """(blend, output), each (B, 3, h, w), on ``window`` of the padded frame, from the
+        projected ``flows`` (:meth:`project_flows`): the warps read the whole source frames,
+        everything else is the window's own. Exact on the window's inside shrunk by
+        SYNTHESIS_RADIUS (and at the frame's edges): what tiling relies on."""
         first, second = pair.first, pair.second
         ops = self.op_path
         origin = (window.top, window.left)

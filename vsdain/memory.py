@@ -1,14 +1,18 @@
-"""Peak memory of one measured stretch of work.
+"""Memory on a device: how much is free, and the peak of one measured stretch of work.
 
-On a GPU this is PyTorch's own count of the bytes its tensors hold at the peak. On the CPU
-PyTorch keeps no such count, so the process's resident memory is sampled by a thread every
-few milliseconds and the peak above the level at the start is taken: that includes
-VapourSynth's frames and anything else the work allocates, which is what a user pays. Each
-stretch is measured on its own, so peaks of configurations run one after another do not mix.
+On a GPU the peak is PyTorch's own count of the bytes its tensors hold. On the CPU PyTorch
+keeps no such count, so the process's resident memory is sampled by a thread every few
+milliseconds and the peak above the level at the start is taken: that includes VapourSynth's
+frames and anything else the work allocates, which is what a user pays. Each stretch is
+measured on its own, so peaks of stretches run one after another do not mix. Used by the
+filter's automatic tile choice and by the benchmark.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import gc
 import os
 import threading
@@ -19,6 +23,45 @@ import torch
 
 SAMPLE_INTERVAL_S = 0.002
 _STATM = "/proc/self/statm"
+_MEMINFO = "/proc/meminfo"
+
+
+def available_bytes(device: torch.device) -> int | None:
+    """Memory a new allocation on ``device`` can still get: CUDA's free memory plus what
+    PyTorch's caching allocator holds unused; on the CPU the kernel's MemAvailable. None where
+    the system does not say."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+    try:
+        with open(_MEMINFO, encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def release_unused(device: torch.device) -> None:
+    """Give memory that nothing uses back: collected garbage, PyTorch's CUDA cache, and on
+    the CPU glibc's free heap pages (so the resident size shows what is really in use)."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    else:
+        trim = _malloc_trim()
+        if trim is not None:
+            trim(0)
+
+
+@functools.cache
+def _malloc_trim():
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return libc.malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
 
 
 def resident_bytes() -> int | None:
@@ -43,7 +86,7 @@ class PeakMemory:
         self._sampler: threading.Thread | None = None
 
     def __enter__(self) -> PeakMemory:
-        gc.collect()
+        release_unused(self.device)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
