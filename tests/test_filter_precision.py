@@ -1,0 +1,172 @@
+"""precision=: the default rule, the native-bfloat16 check, and bfloat16 through the filter close
+to float32 on a real frame pair (random weights: closeness, not quality)."""
+
+from __future__ import annotations
+
+import copy
+import logging
+
+import numpy as np
+import pytest
+import torch
+import vapoursynth as vs
+from filter_clips import clip_from_arrays, planes, random_network
+
+import vsdain
+from vsdain import precision
+from vsdain.benchmark.precision import PrecisionTiming, compare, report_lines
+from vsdain.benchmark.timing import Measurement
+from vsdain.filter.arguments import check_precision
+
+core = vs.core
+
+# bfloat16 keeps 8 significant bits (relative step 2**-8 = 0.0039 of a value in [0, 1]); a few
+# such steps through the network's layers stay well inside these bounds, while bfloat16 running
+# where it must not (an overflow, an unclamped residual) gives differences of order 1.
+BFLOAT16_ATOL = 0.05
+BFLOAT16_MEAN = 0.01
+# A window of the 640x360 reference pair with texture and motion; 112x64 pads to the network's
+# smallest input, 128x128.
+CROP = (slice(140, 204), slice(260, 372))
+
+
+def blank(format: int) -> vs.VideoNode:
+    return core.std.BlankClip(format=format, width=64, height=48, length=2)
+
+
+@pytest.mark.parametrize(
+    ("format", "device", "expected"),
+    [
+        (vs.RGBH, "cuda", torch.float16),
+        (vs.YUV420PH, "cuda", torch.float16),
+        (vs.RGBS, "cuda", torch.float32),
+        (vs.YUV420P10, "cuda", torch.float32),
+        (vs.RGBH, "cpu", torch.float32),
+    ],
+)
+def test_default_precision(format, device, expected):
+    # The rule only; no CUDA device is touched.
+    assert check_precision(None, torch.device(device), blank(format)) == expected
+
+
+@pytest.mark.parametrize("name", ["float32", "bfloat16"])
+def test_cpu_precisions(name):
+    cpu = torch.device("cpu")
+    assert check_precision(name, cpu, blank(vs.RGB24)) == precision.PRECISIONS[name]
+
+
+def test_float16_is_fine_on_cuda():
+    assert check_precision("float16", torch.device("cuda"), blank(vs.RGBS)) == torch.float16
+
+
+@pytest.mark.parametrize(
+    ("cpuinfo", "native"),
+    [
+        ("flags\t\t: fpu sse2 avx2 avx512f avx512_bf16\n", True),
+        ("flags\t\t: fpu sse2 avx2 amx_bf16 amx_tile\n", True),
+        ("flags\t\t: fpu sse2 avx2 avx512f avx512bw\n", False),
+        ("flags\t\t: fpu sse2 avx2\n", False),
+    ],
+)
+def test_native_bfloat16_reads_the_cpu_flags(tmp_path, monkeypatch, cpuinfo, native):
+    fake = tmp_path / "cpuinfo"
+    fake.write_text(f"processor\t: 0\n{cpuinfo}")
+    monkeypatch.setattr(precision, "CPUINFO", fake)
+    precision.native_bfloat16.cache_clear()
+    try:
+        assert precision.native_bfloat16() is native
+        assert precision.describe_native_bfloat16().startswith("yes" if native else "no")
+    finally:
+        precision.native_bfloat16.cache_clear()
+
+
+def test_compare_measures_max_mean_and_psnr():
+    reference = torch.zeros(1, 3, 4, 4, dtype=torch.float64)
+    test = reference.clone()
+    test[0, 0, 0, 0] = 0.1
+    result = compare(test, reference)
+    assert result.max_abs == pytest.approx(0.1)
+    assert result.mean_abs == pytest.approx(0.1 / 48)
+    assert result.psnr == pytest.approx(10 * np.log10(48 / 0.01))
+    assert "PSNR" in "\n".join(report_lines([], result))
+
+
+def test_report_rows_give_both_times_and_their_ratio():
+    timing = PrecisionTiming(2, Measurement(2.0, 4, None), Measurement(1.1, 4, None), True)
+    assert timing.ratio == pytest.approx(0.55)
+    text = "\n".join(report_lines([("448x256", timing)], None))
+    assert "| 448x256 | 2 | 2.00 s | 1.10 s | 0.55x |" in text
+    assert "has native bfloat16" in text
+
+
+@pytest.fixture(scope="module")
+def real_pair(shared_data):
+    from vsdain.evaluation.datasets import read_rgb
+
+    folder = shared_data / "dain-reference-output"
+    return [
+        read_rgb(folder / f"{k}.png")[CROP].transpose(2, 0, 1).astype(np.float32) / 255
+        for k in (0, 1)
+    ]
+
+
+def test_bfloat16_through_the_filter_is_close_to_float32(real_pair, caplog):
+    network = random_network()
+    clip = clip_from_arrays(real_pair)
+    full = planes(vsdain.Interpolate(clip, sc=False, model=network).get_frame(1))
+    with caplog.at_level(logging.WARNING, logger="vsdain"):
+        output = vsdain.Interpolate(clip, sc=False, model=copy.deepcopy(network).to(torch.bfloat16))
+    if not precision.native_bfloat16():
+        assert "emulated" in caplog.text
+    half = planes(output.get_frame(1))
+    assert output.format.id == vs.RGBS and half.dtype == np.float32
+    difference = np.abs(half.astype(np.float64) - full)
+    assert np.isfinite(half).all()
+    assert difference.max() <= BFLOAT16_ATOL
+    assert difference.mean() <= BFLOAT16_MEAN
+    # bfloat16 really ran: its rounding shows somewhere.
+    assert difference.max() > 0
+
+
+# -- the ops take bfloat16 ----------------------------------------------------------------------
+# torch.testing's own bfloat16 rtol (one step of bfloat16's 8-bit significand, with margin).
+OPS_BFLOAT16 = {"rtol": 1.6e-2, "atol": 1e-2}
+
+
+def bfloat16_inputs(*shapes, scale: float = 1.0) -> list[torch.Tensor]:
+    generator = torch.Generator().manual_seed(7)
+    return [(torch.rand(shape, generator=generator) * scale).bfloat16() for shape in shapes]
+
+
+def test_correlation_takes_bfloat16():
+    from vsdain.ops import correlation
+
+    first, second = bfloat16_inputs((1, 8, 12, 10), (1, 8, 12, 10))
+    result = correlation(first, second, 4)
+    assert result.dtype == torch.bfloat16
+    expected = correlation(first.float(), second.float(), 4)
+    torch.testing.assert_close(result.float(), expected, **OPS_BFLOAT16)
+
+
+def test_adaptive_warp_takes_bfloat16_in_the_inference_layout():
+    from vsdain.ops import adaptive_warp
+
+    image, flow, kernel = bfloat16_inputs((1, 5, 12, 10), (1, 2, 12, 10), (1, 16, 12, 10))
+    flow = (flow.float() - 0.5) * 6  # a few pixels each way, some pointing off the image
+    kernel = kernel / 8
+    with torch.inference_mode():
+        result = adaptive_warp(image.contiguous(memory_format=torch.channels_last), flow, kernel)
+        expected = adaptive_warp(image.float(), flow, kernel.float())
+    assert result.dtype == torch.bfloat16
+    torch.testing.assert_close(result.float(), expected, **OPS_BFLOAT16)
+
+
+def test_projection_of_bfloat16_flow_accumulates_in_float32():
+    from vsdain.ops import project_flow
+
+    (flow,) = bfloat16_inputs((1, 2, 12, 10), scale=4.0)
+    weight = torch.rand(1, 1, 12, 10, generator=torch.Generator().manual_seed(3)) + 0.1
+    result = project_flow(flow, weight, fill_holes=True)
+    assert result.dtype == torch.bfloat16
+    expected = project_flow(flow.float(), weight, fill_holes=True)
+    torch.testing.assert_close(result.float(), expected, **OPS_BFLOAT16)
