@@ -23,6 +23,7 @@ nearest score).
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import sys
 import tempfile
@@ -40,7 +41,11 @@ SOURCE_DUPLICATE_BELOW = 0.03
 REGIONS = [
     ("chaplin", 0, [range(10_000)]),
     ("bunny, dark opening fade (5-40)", 1, [range(5, 41)]),
-    ("bunny, near-still (270-282, 375-390, 540-550)", 1, [range(270, 283), range(375, 391), range(540, 551)]),
+    (
+        "bunny, near-still (270-282, 375-390, 540-550)",
+        1,
+        [range(270, 283), range(375, 391), range(540, 551)],
+    ),
     ("bunny, the rest", 1, [range(41, 270), range(283, 375), range(391, 540), range(551, 720)]),
 ]
 
@@ -136,7 +141,7 @@ def classify(truth, shots) -> list[str]:
         return identical[key]
 
     classes = []
-    for (shot_a, a), (shot_b, b) in zip(truth, truth[1:]):
+    for (shot_a, a), (shot_b, b) in itertools.pairwise(truth):
         if (shot_a, a) == (shot_b, b):
             classes.append("duplicate")
         elif shot_a != shot_b:

@@ -346,7 +346,6 @@ def switch_by_plan(
     The frames a plan needs depend on the scores, so the choice is made per frame by
     ``std.FrameEval``; the nodes depend only on the two offsets, so at most
     (max_run + 1) * (max_run + 2) of them exist, each built once, on first use."""
-    import vapoursynth as vs
 
     nodes: dict[tuple[int, int], vs.VideoNode] = {}
     lock = threading.Lock()
