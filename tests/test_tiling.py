@@ -265,3 +265,58 @@ def test_other_errors_are_not_taken_for_out_of_memory(network):
     ):
         plan.synthesize(network, pair, 0.5)
     assert len(failing.windows) == 1
+
+
+# --- through the filter --------------------------------------------------------------------
+
+
+def test_filter_frames_with_forced_tiles_and_after_recovery_equal_untiled():
+    import numpy as np
+    from filter_clips import moving_clip, planes, random_network
+
+    import vsdain
+
+    network = random_network()
+    clip = moving_clip(3)
+    untiled = [planes(f) for f in vsdain.Interpolate(clip, 2, model=network, tile=0).frames()]
+    tiled = [planes(f) for f in vsdain.Interpolate(clip, 2, model=network, tile=48).frames()]
+    with FailsAboveSize(network, limit=70 * 70, error=MemoryError) as failing:
+        recovered = [planes(f) for f in vsdain.Interpolate(clip, 2, model=network).frames()]
+    assert any(window.pixels > 70 * 70 for window in failing.windows)  # it did run out
+    for got in (tiled, recovered):
+        assert len(got) == len(untiled) == 6
+        for a, b in zip(got, untiled, strict=True):
+            assert np.abs(a.astype(np.float64) - b).max() <= EXACT
+
+
+@pytest.mark.parametrize(
+    ("arguments", "match"),
+    [
+        ({"tile": 16}, "tile must be None .* >= 32"),
+        ({"tile": 64.0}, "tile must be None"),
+        ({"tile": "auto"}, "tile must be None"),
+        ({"max_memory": 4}, r"max_memory must be .* MiB >= 64, got 4; e.g. max_memory=4096"),
+        ({"max_memory": 4096.5}, "max_memory must be"),
+    ],
+)
+def test_filter_refuses_bad_tiling_arguments(arguments, match):
+    import vapoursynth as vs
+    from filter_clips import moving_clip, random_network
+
+    import vsdain
+
+    with pytest.raises(vs.Error, match=f"Interpolate: {match}"):
+        vsdain.Interpolate(moving_clip(2), model=random_network(), **arguments)
+
+
+def test_filter_out_of_memory_at_the_smallest_tile_names_the_frame():
+    import vapoursynth as vs
+    from filter_clips import moving_clip, random_network
+
+    import vsdain
+
+    network = random_network()
+    clip = vsdain.Interpolate(moving_clip(2), 2, model=network, tile=32)
+    with FailsAboveSize(network, limit=10, error=torch.OutOfMemoryError):
+        with pytest.raises(vs.Error, match=r"frame 1 .*even with 32-pixel tiles; try precision="):
+            clip.get_frame(1)

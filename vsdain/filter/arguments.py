@@ -28,6 +28,9 @@ NAME = "Interpolate"
 # A rate ratio whose cycle is longer than this is almost certainly a typo (23.976 -> 60 has a
 # cycle of 1001 output frames); std.SelectEvery would need an offset list this long.
 MAX_CYCLE = 100_000
+# Below this a cap cannot hold even the features of a small clip; a smaller number is more
+# likely GiB meant as MiB.
+MIN_MAX_MEMORY_MIB = 64
 # VapourSynth stores frame counts as a C int.
 MAX_FRAMES = 2**31 - 1
 
@@ -50,6 +53,16 @@ class Settings:
     dtype: torch.dtype
     matrix: str | None = None
     dedup: Deduplication | None = None
+    tiling: Tiling | None = None
+
+
+@dataclass(frozen=True)
+class Tiling:
+    """tile=/max_memory=: the tile size (None: automatic, 0: never tile) and the memory cap
+    in bytes (None: what the device has)."""
+
+    tile: int | None = None
+    max_memory: int | None = None
 
 
 @dataclass(frozen=True)
@@ -78,6 +91,8 @@ def check_arguments(
     dedup: object = False,
     dedup_threshold: object = None,
     dedup_max_run: object = None,
+    tile: object = None,
+    max_memory: object = None,
 ) -> Settings:
     """Raise ``vs.Error`` for the first bad argument; otherwise the settings to build with.
     Reads frame 0 of a YUV clip (its ``_Matrix``) when ``matrix`` is not given."""
@@ -86,6 +101,7 @@ def check_arguments(
     timing = check_rate(clip, multi, fps_num, fps_den)
     detector = check_scene_change(sc, sc_threshold)
     deduplication = check_dedup(dedup, dedup_threshold, dedup_max_run)
+    tiling = check_tiling(tile, max_memory)
     check_no_fp16(fp16)
     if model is not None:
         return Settings(
@@ -95,11 +111,20 @@ def check_arguments(
             *check_model(model, weights, device, precision),
             matrix,
             deduplication,
+            tiling,
         )
     target = check_device(device)
     dtype = check_precision(precision, target, clip)
     return Settings(
-        timing, detector, check_weights(weights), None, target, dtype, matrix, deduplication
+        timing,
+        detector,
+        check_weights(weights),
+        None,
+        target,
+        dtype,
+        matrix,
+        deduplication,
+        tiling,
     )
 
 
@@ -330,3 +355,22 @@ def check_model(
             "model.to(torch.bfloat16)"
         )
     return model, parameter.device, parameter.dtype
+
+
+def check_tiling(tile: object, max_memory: object) -> Tiling:
+    from ..model.tiling import MIN_TILE
+
+    if tile is not None and (not _is_int(tile) or (tile != 0 and tile < MIN_TILE)):
+        raise error(
+            f"tile must be None (automatic), 0 (never tile) or an integer >= {MIN_TILE} "
+            f"(pixels per side of a tile), got {tile!r}"
+        )
+    if max_memory is not None and (not _is_int(max_memory) or max_memory < MIN_MAX_MEMORY_MIB):
+        raise error(
+            f"max_memory must be None (what the device has) or an integer number of MiB >= "
+            f"{MIN_MAX_MEMORY_MIB}, got {max_memory!r}; e.g. max_memory=4096 for 4 GiB"
+        )
+    return Tiling(
+        None if tile is None else int(tile),
+        None if max_memory is None else int(max_memory) * 2**20,
+    )

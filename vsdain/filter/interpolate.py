@@ -11,7 +11,8 @@ import vapoursynth as vs
 
 from ..model import DAIN, Padding
 from ..precision import describe_native_bfloat16, native_bfloat16
-from .arguments import Settings, check_arguments, error
+from ..model.tiling import TilePlan
+from .arguments import Settings, Tiling, check_arguments, error
 from .cuts import PAIR_CUT_PROP, aligned, output_cuts, pair_cuts, previous
 from .formats import Conversion
 from .frames import copy_planes, planes_to_frame
@@ -54,6 +55,8 @@ def Interpolate(
     dedup: bool = False,
     dedup_threshold: float | None = None,
     dedup_max_run: int | None = None,
+    tile: int | None = None,
+    max_memory: int | None = None,
 ) -> vs.VideoNode:
     """Raise ``clip``'s frame rate with DAIN, synthesising the frames in between.
 
@@ -122,6 +125,15 @@ def Interpolate(
     dedup_max_run: with dedup, the longest run of duplicates that is interpolated; a longer
     run is a still shot and stays still. Integer >= 1, default 3 (drawings held up to four
     frames move).
+    tile: how the per-timestamp work (warps and synthesis, most of the memory) is split. None
+    (default): automatic, the whole frame when it fits, else the largest square tile that
+    fits, chosen once per clip from the memory one probe tile takes and logged once; 0: never
+    tile; an integer >= 32: tiles of that many pixels per side. Tiling is exact: every tile is
+    computed with a 10-pixel margin, the reach of the synthesis network, so the frames equal
+    the untiled ones. If memory runs out anyway, the timestamp is retried with half the tile,
+    down to 32 pixels (not with tile=0).
+    max_memory: MiB the features and the per-timestamp work may use, integer >= 64 (default:
+    what the device has free: CUDA's free memory, the CPU's available RAM), e.g. 4096.
 
     Raises ``vs.Error`` naming the argument for any invalid input, before anything is loaded.
     """
@@ -141,6 +153,8 @@ def Interpolate(
         dedup=dedup,
         dedup_threshold=dedup_threshold,
         dedup_max_run=dedup_max_run,
+        tile=tile,
+        max_memory=max_memory,
     )
     if settings.dtype == torch.bfloat16 and settings.device.type == "cpu" and not native_bfloat16():
         log.warning("bfloat16 on this CPU: %s", describe_native_bfloat16())
@@ -172,12 +186,14 @@ def _build(clip: vs.VideoNode, settings: Settings, network: DAIN) -> vs.VideoNod
         fpsden=output_fps.denominator,
         keep=True,
     )
+    tiling = settings.tiling or Tiling()
     pairs = PairCache(
         network,
         Padding.for_size(clip.height, clip.width),
         device=settings.device,
         dtype=settings.dtype,
         sample_type=np.dtype(np.float32),
+        tiles=TilePlan(tiling.tile, tiling.max_memory, log=log),
     )
     if settings.dedup is not None:
         return _deduplicated(clip, settings, template, pairs, clips[2:])

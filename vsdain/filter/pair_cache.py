@@ -32,6 +32,7 @@ import torch
 import vapoursynth as vs
 
 from ..model import DAIN, FrameFeatures, Padding, PairFeatures
+from ..model.tiling import TilePlan
 from .cache import BoundedCache
 from .frames import frame_to_tensor, tensor_to_planes
 
@@ -50,7 +51,8 @@ class PairCache:
 
     model: a DAIN in eval mode on ``device`` with parameters of ``dtype``; padding: the clip's
     :class:`Padding`; sample_type: numpy dtype of the output frames (float32 or float16);
-    pair_capacity: how many pairs' features to keep.
+    pair_capacity: how many pairs' features to keep; tiles: how each timestamp is split
+    (default: automatic, see :class:`vsdain.model.tiling.TilePlan`).
     """
 
     def __init__(
@@ -62,12 +64,14 @@ class PairCache:
         dtype: torch.dtype,
         sample_type: np.dtype,
         pair_capacity: int = PAIR_CAPACITY,
+        tiles: TilePlan | None = None,
     ) -> None:
         self.model = model
         self.padding = padding
         self.device = device
         self.dtype = dtype
         self.sample_type = np.dtype(sample_type)
+        self.tiles = TilePlan() if tiles is None else tiles
         self.features: BoundedCache[int, FrameFeatures] = BoundedCache(FRAME_CAPACITY)
         self.pairs: BoundedCache[Pair, PairFeatures] = BoundedCache(pair_capacity)
         self._model_lock = threading.Lock()
@@ -127,6 +131,6 @@ class PairCache:
     def _synthesize(self, pair: PairFeatures, t: Fraction) -> np.ndarray:
         """One timestamp of a pair: (3, H, W) planes of ``sample_type`` in [0, 1]."""
         with self._model_lock, torch.inference_mode():
-            synthesis = self.model.synthesize(pair, float(t))
+            synthesis = self.tiles.synthesize(self.model, pair, float(t))
             image = self.padding.crop(synthesis.output).clamp(0.0, 1.0)
             return tensor_to_planes(image, self.sample_type)

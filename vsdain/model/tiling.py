@@ -153,7 +153,20 @@ class TilePlan:
         from ..memory import release_unused
 
         if not self.chosen:
-            self.current = self._choose(model, pair, t)
+            try:
+                self.current = self._choose(model, pair, t)
+            except Exception as error:
+                if not is_out_of_memory(error):
+                    raise
+                # Not even the probe fits: start below it and let the retries go lower.
+                self.current = PROBE_TILE // 2
+                if self._log is not None:
+                    self._log.warning(
+                        "tiling: out of memory measuring a %d-pixel probe tile; trying %d-pixel "
+                        "tiles",
+                        PROBE_TILE,
+                        self.current,
+                    )
             self.chosen = True
         while True:
             try:
