@@ -345,25 +345,27 @@ def test_network_reads_the_environment_when_use_ops_is_called(monkeypatch, netwo
 
 
 def test_network_runs_on_a_resolved_cpu_path(network, frames):
-    model = copy.deepcopy(network)
-    auto = interpolate(model.use_ops("auto"), frames)
+    model = copy.deepcopy(network).use_ops("auto")
     assert model.op_path is resolve_op_path(CPU, "auto") and not model.op_path.kernels
-    reference = interpolate(model.use_ops("reference"), frames)
-    assert model.op_path is resolve_op_path(CPU, "reference")
-    assert auto.shape == frames[0].shape and torch.isfinite(auto).all()
-    assert torch.equal(auto, reference)
+    middle = interpolate(model, frames)
+    assert middle.shape == frames[0].shape and torch.isfinite(middle).all()
+    assert model.use_ops("reference").op_path is resolve_op_path(CPU, "reference")
 
 
-def test_network_copies_and_pickles_with_a_resolved_path(network, frames):
+def test_network_copies_and_pickles_with_a_resolved_path(network):
     model = copy.deepcopy(network).use_ops("reference")
-    expected = interpolate(model, frames)
     assert model.op_path is not None  # resolved: it holds a lock, which cannot be copied
+    first, second, *_ = op_inputs()
     for clone in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
+        assert clone._ops_request == "reference"
         assert clone.op_path is resolve_op_path(CPU, "reference")
-        assert all(
-            torch.equal(value, clone.state_dict()[key]) for key, value in model.state_dict().items()
+        copied = clone.state_dict()
+        assert copied.keys() == model.state_dict().keys()
+        assert all(torch.equal(value, copied[key]) for key, value in model.state_dict().items())
+        assert torch.equal(
+            vsdain.ops.correlation(first, second, backend=clone.op_path),
+            correlation_reference(first, second),
         )
-        assert torch.equal(interpolate(clone, frames), expected)
 
 
 # --- on a GPU ----------------------------------------------------------------------------------
