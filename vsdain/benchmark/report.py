@@ -5,6 +5,7 @@ from __future__ import annotations
 from .flops import NetworkFlops
 from .precision import report_lines as precision_lines
 from .runner import ConfigResult, Results, SizeResult
+from .tiling import report_lines as tiling_lines
 
 RANDOM_WEIGHTS_NOTE = (
     "Random weights: the timings are valid as timings (the arithmetic is identical to the "
@@ -21,12 +22,16 @@ def render(results: Results, command: str) -> str:
         "",
         *(f"- {line}" for line in results.machine.lines()),
         f"- Weights: {results.weights}",
+        f"- Network precision: {str(results.dtype).removeprefix('torch.')}",
         *(f"- Clip at {size.width}x{size.height}: {size.source}" for size in results.sizes),
     ]
     if results.random_weights:
         lines += ["", f"**{RANDOM_WEIGHTS_NOTE}**"]
-    lines += ["", *_time_table(results), "", *_memory_table(results)]
-    lines += ["", *_parts_section(results), "", *_kernel_section(results)]
+    if results.sizes:
+        lines += ["", *_time_table(results), "", *_memory_table(results)]
+        lines += ["", *_parts_section(results), "", *_kernel_section(results)]
+    if results.tiling is not None:
+        lines += ["", *tiling_lines(results.tiling)]
     timings = [(f"{s.width}x{s.height}", s.precision) for s in results.sizes if s.precision]
     if timings or results.precision_difference is not None:
         lines += ["", *precision_lines(timings, results.precision_difference)]

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from ..model import DAIN, Padding
-from . import clips, flops, kernels, machine, mvtools, precision
+from . import clips, flops, kernels, machine, mvtools, precision, tiling
 from .timing import Measurement, PartTimes, time_naive, time_ours, time_parts, warm_up
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,8 @@ class Settings:
     mvtools: bool = True
     kernels: bool = True
     bfloat16: bool = False  # also time bfloat16 against float32 (first multi) and compare them
+    tiling: tuple[tuple[int, int], ...] = ()  # sizes of the memory-with-tiling table
+    dtype: torch.dtype = torch.float32  # what the network computes in
 
     def pairs(self, width: int, height: int, multi: int) -> int:
         """Source pairs whose output frames are timed: whole pairs, so that ours is timed
@@ -87,12 +89,15 @@ class Results:
     peak: flops.DevicePeak
     sizes: list[SizeResult] = field(default_factory=list)
     precision_difference: precision.PrecisionDifference | None = None
+    tiling: tiling.TilingResults | None = None
+    dtype: torch.dtype = torch.float32
     seconds: float = 0.0
 
 
 def run(settings: Settings) -> Results:
     begin = time.perf_counter()
     model, weights, random_weights = build_model(settings.weights, settings.device)
+    model = model.to(settings.dtype)
     log.info("device %s; weights: %s", settings.device, weights)
     log.info("measuring the device's dense-arithmetic peak")
     results = Results(
@@ -101,11 +106,20 @@ def run(settings: Settings) -> Results:
         weights=weights,
         random_weights=random_weights,
         peak=flops.measure_peak(settings.device),
+        dtype=settings.dtype,
     )
     for width, height in settings.sizes:
         results.sizes.append(_run_size(settings, model, width, height))
     if settings.bfloat16:
         results.precision_difference = precision.difference_on_reference_pair(model)
+    if settings.tiling:
+        sources = {}
+        for width, height in settings.tiling:
+            log.info("%dx%d: memory with tiling", width, height)
+            sources[(width, height)] = clips.load(
+                settings.clip, width, height, rgb_frames=2, yuv_frames=1
+            ).rgb
+        results.tiling = tiling.measure(model, sources)
     results.seconds = time.perf_counter() - begin
     return results
 

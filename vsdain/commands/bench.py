@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 DEFAULT_SIZES = "448x256,1280x720"
 QUICK_SIZES = "448x256"
 DEFAULT_MULTIS = "2,4,8"
+TILING_SIZES = "448x256,1280x720,1920x1080"
 SYNTHETIC = "synthetic"
 
 
@@ -67,6 +68,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-mvtools", action="store_true", help="skip the MVTools reference")
     parser.add_argument(
+        "--precision",
+        choices=("float32", "float16", "bfloat16"),
+        default="float32",
+        help="what the network computes in (float16 needs --device cuda; default %(default)s)",
+    )
+    parser.add_argument(
+        "--tiling",
+        nargs="?",
+        const=TILING_SIZES,
+        type=_sizes,
+        metavar="SIZES",
+        help="also measure memory and time untiled, with automatic tiling under a cap and with "
+        f"a forced small tile, at these sizes (default {TILING_SIZES}; 1080p untiled needs "
+        "about 16 GiB and is skipped where that is not available)",
+    )
+    parser.add_argument(
+        "--tiling-only",
+        action="store_true",
+        help="only the --tiling table (no per-size timings, naive path or MVTools)",
+    )
+    parser.add_argument(
         "--bfloat16",
         action="store_true",
         help="also time the filter in bfloat16 against float32 (first multi, each size) and "
@@ -95,8 +117,11 @@ def run(args: argparse.Namespace) -> int:
     )
     if clip is not None and not clip.is_file():
         raise UsageError(f"--clip {clip}: no such file")
+    if args.tiling_only and not args.tiling:
+        args.tiling = _sizes(TILING_SIZES)
+    main_sizes = args.sizes or _sizes(QUICK_SIZES if args.quick else DEFAULT_SIZES)
     settings = runner.Settings(
-        sizes=args.sizes or _sizes(QUICK_SIZES if args.quick else DEFAULT_SIZES),
+        sizes=() if args.tiling_only else main_sizes,
         multis=args.multis,
         device=device,
         frames=args.frames,
@@ -106,6 +131,8 @@ def run(args: argparse.Namespace) -> int:
         clip=clip,
         mvtools=not args.no_mvtools,
         bfloat16=args.bfloat16,
+        tiling=args.tiling or (),
+        dtype=_dtype(args.precision, device),
     )
     from ..weights import WeightsError, WeightsNotFoundError
 
@@ -118,15 +145,27 @@ def run(args: argparse.Namespace) -> int:
     print(text, end="")
     out = args.out or _default_out()
     out.mkdir(parents=True, exist_ok=True)
-    dated = out / f"{results.started:%Y-%m-%d}-{results.machine.short_name}.md"
-    for path in (out / "latest.md", dated):
+    # A tiling-only run has its own files, so the full report in latest.md stays.
+    stem = "tiling" if args.tiling_only else "latest"
+    suffix = "-tiling" if args.tiling_only else ""
+    dated = out / f"{results.started:%Y-%m-%d}-{results.machine.short_name}{suffix}.md"
+    for path in (out / f"{stem}.md", dated):
         path.write_text(text, encoding="utf-8")
     try:
-        chart.draw(results, out / "latest.png")
+        if results.sizes:
+            chart.draw(results, out / "latest.png")
     except ImportError:
         log.warning("Pillow is not installed: no chart (pip install pillow)")
-    log.info("wrote %s, %s and the chart in %s", (out / "latest.md").name, dated.name, out)
+    log.info("wrote %s and %s in %s", f"{stem}.md", dated.name, out)
     return 0
+
+
+def _dtype(precision: str, device):
+    import torch
+
+    if precision == "float16" and device.type != "cuda":
+        raise UsageError("--precision float16 needs --device cuda (half precision is CUDA-only)")
+    return getattr(torch, precision)
 
 
 def _default_out() -> Path:

@@ -313,7 +313,9 @@ class DAIN(nn.Module):
             dim=1,
         )
         del context_first, context_second, warped_first, warped_second
-        return blend, self.rectifyNet(synthesis_input) + blend
+        features = self.rectifyNet.first_layer(synthesis_input)
+        del synthesis_input  # the widest tensor of the timestamp: gone before the rest runs
+        return blend, self.rectifyNet.refine(features) + blend
 
     # -- whole-pair conveniences ----------------------------------------------------------
     def forward(

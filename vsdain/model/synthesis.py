@@ -35,8 +35,16 @@ class FrameSynthesis(nn.Module):
         self.block5 = nn.Sequential(nn.Conv2d(SYNTHESIS_FEATURES, 3, 3, padding=1))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.refine(self.first_layer(features))
+
+    def first_layer(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, 437, H, W) -> (B, 128, H, W). Apart from :meth:`refine` so that a caller can
+        drop the wide input before the rest runs (it is most of the per-timestamp memory)."""
         # The 437-channel input stays as it is (converting it costs more than the first
         # convolution gains); its 128-channel output is converted once for the rest.
-        x = layout.for_convolutions(self.block1(features))
+        return layout.for_convolutions(self.block1(features))
+
+    def refine(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 128, H, W) first-layer output -> (B, 3, H, W) residual."""
         x = self.block4(self.block3(self.block2(x)))
         return self.block5(x).contiguous()

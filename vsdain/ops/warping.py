@@ -170,8 +170,11 @@ def adaptive_warp_inference(
             taps = source[item].index_select(0, index[item, start:stop].reshape(-1))
             taps = taps.view(stop - start, WINDOW * WINDOW, channels)
             torch.sum(taps.mul_(weights[item, start:stop]), dim=1, out=warped[item, start:stop])
-    copies = _window(image, flow, origin).permute(0, 2, 3, 1).reshape(batch, pixels, channels)
-    warped = torch.where(valid.reshape(batch, pixels, 1), warped, copies)
+    # Invalid pixels copied in place: a torch.where would hold a third full-size tensor.
+    invalid = ~valid.reshape(batch, pixels)
+    if invalid.any():
+        copies = _window(image, flow, origin).permute(0, 2, 3, 1).reshape(batch, pixels, channels)
+        warped[invalid] = copies[invalid]
     return warped.view(batch, out_height, out_width, channels).permute(0, 3, 1, 2)
 
 
