@@ -62,6 +62,23 @@ def test_threshold_decides():
         SceneCutDetector(0)
 
 
+def test_drawing_changes_on_twos_are_cuts_only_to_a_detector_with_too_short_a_reach():
+    """On twos every drawing change sits between two duplicate pairs that hardly change, so
+    with one neighbour per side a large drawing change looks like a single spike; reaching two
+    pairs out finds the drawing changes around it, and a real splice still stands out."""
+    drawings = [pattern(9 * n) for n in range(6)]  # big moves: 36 px of the ramp per drawing
+    on_twos = [drawing for drawing in drawings for _ in range(2)]
+    other_shot = [1.0 - pattern(9 * n)[::-1] for n in range(6)]
+    clip = clip_from_arrays(on_twos + [shot for shot in other_shot for _ in range(2)])
+    splice = len(on_twos) - 1
+    short = SceneCutDetector().find_cuts(clip)
+    assert len(short) > 1 and splice in short  # the drawing changes are taken for cuts
+    assert SceneCutDetector(reach=2).find_cuts(clip) == [splice]
+    assert SceneCutDetector(reach=2).find_cuts(clip_from_arrays(on_twos)) == []
+    with pytest.raises(ValueError, match="reach"):
+        SceneCutDetector(reach=0)
+
+
 def test_scores_clip_matches_the_source_length_and_last_frame_scores_zero():
     clip = moving_clip(5)
     marked = SceneCutDetector().scores(clip)

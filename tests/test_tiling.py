@@ -317,6 +317,8 @@ def test_filter_out_of_memory_at_the_smallest_tile_names_the_frame():
 
     network = random_network()
     clip = vsdain.Interpolate(moving_clip(2), 2, model=network, tile=32)
-    with FailsAboveSize(network, limit=10, error=torch.OutOfMemoryError):
-        with pytest.raises(vs.Error, match=r"frame 1 .*even with 32-pixel tiles; try precision="):
-            clip.get_frame(1)
+    with (
+        FailsAboveSize(network, limit=10, error=torch.OutOfMemoryError),
+        pytest.raises(vs.Error, match=r"frame 1 .*even with 32-pixel tiles; try precision="),
+    ):
+        clip.get_frame(1)

@@ -18,9 +18,9 @@ import vapoursynth as vs
 from ..devices import resolve_device
 from ..model import DAIN
 from ..precision import PRECISIONS, default_dtype
-from .formats import MATRICES, format_problem, is_half, needs_matrix
 from .dedup import DEFAULT_MAX_RUN, DuplicateDetector
 from .dedup import DEFAULT_THRESHOLD as DEFAULT_DEDUP_THRESHOLD
+from .formats import MATRICES, format_problem, is_half, needs_matrix
 from .scenecut import SceneCutDetector
 from .timing import FrameTiming
 

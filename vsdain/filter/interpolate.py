@@ -10,12 +10,10 @@ import torch
 import vapoursynth as vs
 
 from ..model import DAIN, Padding
-from ..precision import describe_native_bfloat16, native_bfloat16
 from ..model.tiling import TilePlan
+from ..precision import describe_native_bfloat16, native_bfloat16
 from .arguments import Settings, Tiling, check_arguments, error
 from .cuts import PAIR_CUT_PROP, aligned, output_cuts, pair_cuts, previous
-from .formats import Conversion
-from .frames import copy_planes, planes_to_frame
 from .dedup import (
     SOURCE,
     SYNTHESISE,
@@ -26,8 +24,10 @@ from .dedup import (
     source_flags,
     switch_by_plan,
 )
+from .formats import Conversion
+from .frames import copy_planes, planes_to_frame
 from .pair_cache import PairCache
-from .scenecut import NEXT_PROP, PREV_PROP
+from .scenecut import NEXT_PROP, PREV_PROP, SceneCutDetector
 from .timing import FrameTiming, Slot
 
 log = logging.getLogger(__name__)
@@ -309,7 +309,12 @@ def _deduplicated(
     the same positions); only the pixels of the slots change."""
     timing = settings.timing
     deduplication = settings.dedup
-    cuts = None if settings.detector is None else pair_cuts(clip, settings.detector)
+    cuts = None
+    if settings.detector is not None:
+        # Beside a drawing change of held material the pairs are duplicates; neighbours up to
+        # past the longest interpolated hold keep drawing changes from scoring as cuts.
+        detector = SceneCutDetector(settings.detector.threshold, reach=deduplication.max_run + 1)
+        cuts = pair_cuts(clip, detector)
     flags = source_flags(clip, deduplication.detector, cuts)
     plans = plan_clip(flags, timing, deduplication.detector.threshold, deduplication.max_run)
     conversion = Conversion(clip.format, settings.matrix)
@@ -320,9 +325,7 @@ def _deduplicated(
     def node(first_offset: int, second_offset: int) -> vs.VideoNode:
         first = offset_aligned(clip, first_offset, timing)
         rgb_pair = [offset_aligned(rgb, offset, timing) for offset in (first_offset, second_offset)]
-        network_frames = rgb_pair[0].std.ModifyFrame(
-            clips=[*rgb_pair, plans], selector=synthesiser
-        )
+        network_frames = rgb_pair[0].std.ModifyFrame(clips=[*rgb_pair, plans], selector=synthesiser)
         synthesised = conversion.from_network(network_frames, first)
         clips = [first, *cut_clips, plans]
         copies = template.std.ModifyFrame(clips=clips, selector=render)

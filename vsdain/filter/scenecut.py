@@ -61,12 +61,19 @@ class SceneCutDetector:
 
     threshold: a pair is a cut when its score (see the module docstring) is at least this;
     > 0, default 3.0. Higher finds fewer cuts.
+    reach: how many pairs on each side count as neighbours, >= 1 (default 1). On material
+    with held frames (anime on twos or threes) the pairs next to a drawing change are
+    duplicates that hardly change, so every drawing change would look like a single spike;
+    with a reach past the longest hold, the neighbours include the drawing changes around it.
     """
 
-    def __init__(self, threshold: float = DEFAULT_THRESHOLD) -> None:
+    def __init__(self, threshold: float = DEFAULT_THRESHOLD, reach: int = 1) -> None:
         if not threshold > 0:
             raise ValueError(f"threshold must be positive, got {threshold}")
+        if reach < 1:
+            raise ValueError(f"reach must be at least 1, got {reach}")
         self.threshold = float(threshold)
+        self.reach = int(reach)
 
     def differences(self, clip: vs.VideoNode) -> vs.VideoNode:
         """A GRAYS thumbnail clip as long as ``clip``; frame k carries ``PlaneStatsDiff`` =
@@ -87,24 +94,35 @@ class SceneCutDetector:
         length = clip.num_frames
         if length < 2:
             return differences.std.SetFrameProps(**{SCORE_PROP: 0.0, NEXT_PROP: 0})
-        before = differences[0] + differences[:-1]
-        after = differences[1:] + differences[-1]
+        reach = min(self.reach, length - 1)
+        # Shifted copies: befores[j - 1] holds d_{k-j} at frame k, afters[j - 1] d_{k+j}.
+        befores = [differences[0] * j + differences[:-j] for j in range(1, reach + 1)]
+        afters = [differences[j:] + differences[-1] * j for j in range(1, reach + 1)]
         threshold = self.threshold
 
         def score_frame(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
-            previous, current, following = (frame.props[DIFFERENCE_PROP] for frame in f)
-            neighbours = []
-            if n > 0:
-                neighbours.append(previous)
-            if n + 1 < length - 1:
-                neighbours.append(following)
-            out = f[1].copy()
+            current = f[0].props[DIFFERENCE_PROP]
+            before_frames, after_frames = f[1 : 1 + reach], f[1 + reach :]
+            neighbours = [
+                frame.props[DIFFERENCE_PROP]
+                for j, frame in enumerate(before_frames, start=1)
+                if n - j >= 0
+            ]
+            # The last frame's "difference" is 0 by construction: no pair, not a neighbour.
+            neighbours += [
+                frame.props[DIFFERENCE_PROP]
+                for j, frame in enumerate(after_frames, start=1)
+                if n + j < length - 1
+            ]
+            out = f[0].copy()
             score = cut_score(current, neighbours) if n < length - 1 else 0.0
             out.props[SCORE_PROP] = score
             out.props[NEXT_PROP] = int(score >= threshold)
             return out
 
-        return differences.std.ModifyFrame(clips=[before, differences, after], selector=score_frame)
+        return differences.std.ModifyFrame(
+            clips=[differences, *befores, *afters], selector=score_frame
+        )
 
     def find_cuts(self, clip: vs.VideoNode) -> list[int]:
         """Indices k with a cut between source frames k and k + 1 (reads the whole clip)."""
