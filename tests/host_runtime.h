@@ -1,6 +1,6 @@
 // Runtime prelude for running the CUDA kernel sources on the CPU, in the tests only.
 //
-// It stands in for vsdain/ops/cuda/device.cuh and for what nvcc/NVRTC provide implicitly: the
+// It stands in for vsdain/ops/device.cuh and for what nvcc/NVRTC provide implicitly: the
 // CUDA qualifiers become plain C++, the launch indices are globals, atomicAdd is a plain add,
 // and host_launch() runs every (block, thread) of a one-dimensional grid in turn. The kernels
 // use no shared memory and no barriers, so running the simulated threads one after another is

@@ -79,6 +79,14 @@ __device__ __forceinline__ WindowPixel window_pixel(
     return p;
 }
 
+// The geometry of window pixel p from its flow (window-sized, channel 0 = x).
+__device__ __forceinline__ WarpGeometry pixel_geometry(
+    const accum_t* flow, const WindowPixel& p, long long out_pixels, int height, int width)
+{
+    return warp_geometry(flow[2 * p.b * out_pixels + p.out_pixel],
+                         flow[(2 * p.b + 1) * out_pixels + p.out_pixel], p.x, p.y, height, width);
+}
+
 extern "C" __global__ void adaptive_warp_forward(
     const scalar_t* __restrict__ image,   // (B, C, H, W)
     const accum_t* __restrict__ flow,     // (B, 2, h, w), pixels, channel 0 = x
@@ -91,9 +99,7 @@ extern "C" __global__ void adaptive_warp_forward(
     const long long out_pixels = (long long)out_height * out_width;
     GRID_STRIDE_LOOP(index, batch * out_pixels) {
         const WindowPixel p = window_pixel(index, out_height, out_width, top, left, width);
-        const WarpGeometry geometry = warp_geometry(
-            flow[2 * p.b * out_pixels + p.out_pixel], flow[(2 * p.b + 1) * out_pixels + p.out_pixel],
-            p.x, p.y, height, width);
+        const WarpGeometry geometry = pixel_geometry(flow, p, out_pixels, height, width);
         const scalar_t* image_plane = image + p.b * channels * pixels;
         scalar_t* warped_plane = warped + p.b * channels * out_pixels;
         if (!geometry.valid) {
@@ -141,9 +147,7 @@ extern "C" __global__ void adaptive_warp_backward(
     GRID_STRIDE_LOOP(index, batch * out_pixels) {
         const WindowPixel p = window_pixel(index, out_height, out_width, top, left, width);
         const long long b = p.b;
-        const WarpGeometry geometry = warp_geometry(
-            flow[2 * b * out_pixels + p.out_pixel], flow[(2 * b + 1) * out_pixels + p.out_pixel],
-            p.x, p.y, height, width);
+        const WarpGeometry geometry = pixel_geometry(flow, p, out_pixels, height, width);
         const scalar_t* image_plane = image + b * channels * pixels;
         const scalar_t* grad_plane = grad_warped + b * channels * out_pixels;
 
