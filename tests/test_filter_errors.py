@@ -10,6 +10,7 @@ from filter_clips import moving_clip, random_network
 
 import vsdain
 from vsdain import weights as weights_module
+from vsdain.cli_hint import command_hint
 
 core = vs.core
 
@@ -157,13 +158,13 @@ def test_sc_must_be_a_bool(network, clip):
 # -- weights, device, precision -----------------------------------------------------------------
 def test_missing_weights_name_the_download_command(clip, tmp_path, no_loading):
     message = expect_error("not found", clip, weights=str(tmp_path / "nothing.pth"))
-    assert "python -m vsdain download" in message
+    assert command_hint("download") in message
 
 
 def test_missing_default_weights_name_the_download_command(clip, tmp_path, monkeypatch):
     monkeypatch.setenv("VSDAIN_WEIGHTS_DIR", str(tmp_path))
     message = expect_error("not found", clip, device="cpu")
-    assert "python -m vsdain download" in message
+    assert command_hint("download") in message
     assert str(tmp_path) in message
 
 
