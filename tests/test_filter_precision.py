@@ -16,6 +16,7 @@ import vsdain
 from vsdain import precision
 from vsdain.benchmark.precision import PrecisionTiming, compare, report_lines
 from vsdain.benchmark.timing import Measurement
+from vsdain.filter import arguments
 from vsdain.filter.arguments import check_precision
 
 core = vs.core
@@ -50,9 +51,17 @@ def test_default_precision(format, device, expected):
 
 
 @pytest.mark.parametrize("name", ["float32", "bfloat16"])
-def test_cpu_precisions(name):
+def test_cpu_precisions_with_native_bfloat16(monkeypatch, name):
+    monkeypatch.setattr(arguments, "native_bfloat16", lambda: True)
     cpu = torch.device("cpu")
     assert check_precision(name, cpu, blank(vs.RGB24)) == precision.PRECISIONS[name]
+
+
+def test_bfloat16_is_refused_on_a_cpu_without_native_bfloat16(monkeypatch):
+    monkeypatch.setattr(arguments, "native_bfloat16", lambda: False)
+    with pytest.raises(vs.Error, match="needs a CPU with native bfloat16") as raised:
+        vsdain.Interpolate(blank(vs.RGBS), device="cpu", precision="bfloat16")
+    assert "precision='float32'" in str(raised.value)
 
 
 def test_float16_is_fine_on_cuda():
@@ -110,6 +119,10 @@ def real_pair(shared_data):
     ]
 
 
+@pytest.mark.skipif(
+    not precision.native_bfloat16(),
+    reason="no native bfloat16 on this CPU: emulated, one 128x128 synthesis takes minutes",
+)
 def test_bfloat16_through_the_filter_is_close_to_float32(real_pair, caplog):
     network = random_network()
     clip = clip_from_arrays(real_pair)
@@ -170,3 +183,14 @@ def test_projection_of_bfloat16_flow_accumulates_in_float32():
     assert result.dtype == torch.bfloat16
     expected = project_flow(flow.float(), weight, fill_holes=True)
     torch.testing.assert_close(result.float(), expected, **OPS_BFLOAT16)
+
+
+def test_a_bfloat16_model_on_a_cpu_without_native_bfloat16_warns(monkeypatch, caplog):
+    from vsdain.filter import interpolate
+
+    monkeypatch.setattr(interpolate, "native_bfloat16", lambda: False)
+    model = random_network().to(torch.bfloat16)
+    with caplog.at_level(logging.WARNING, logger="vsdain"):
+        output = vsdain.Interpolate(blank(vs.RGBS), sc=False, model=model)
+    assert output.format.id == vs.RGBS
+    assert "refused on this CPU" in caplog.text

@@ -23,10 +23,11 @@ PRECISIONS: dict[str, torch.dtype] = {
 NATIVE_BFLOAT16_FLAGS = ("avx512_bf16", "amx_bf16")
 NATIVE_BFLOAT16_ARM = "bf16"
 CPUINFO = Path("/proc/cpuinfo")
-# Measured on two Zen 5 cores without AVX512-BF16 (flags up to AVX2), 3x3 convolution
-# 128 -> 128 channels at 512x320, channels-last: float32 0.41 s, bfloat16 4.7 s. Without the
-# instructions PyTorch leaves oneDNN for a generic bfloat16 path that converts every operand.
-EMULATED_BFLOAT16_SLOWDOWN = 12
+# Measured on one Zen 5 core without AVX512-BF16 (flags up to AVX2), network input 128x128:
+# two frames' features 1.25 s in float32, 9.8 s in bfloat16; one pair 0.32 s and 19 s; one
+# synthesised timestamp 1.6 s and more than 370 s (stopped there). Without the instructions
+# PyTorch leaves oneDNN for a generic bfloat16 convolution path.
+EMULATED_BFLOAT16_SLOWDOWN = 60
 
 
 def precision_name(dtype: torch.dtype) -> str:
@@ -60,8 +61,8 @@ def describe_native_bfloat16() -> str:
     if native_bfloat16():
         return "yes: precision='bfloat16' runs natively on the CPU"
     return (
-        "no: precision='bfloat16' works on the CPU but is emulated, about "
-        f"{EMULATED_BFLOAT16_SLOWDOWN}x slower per convolution than float32 (measured on Zen 5 "
+        "no: precision='bfloat16' is refused on this CPU: emulated bfloat16 convolutions are "
+        f"8x to more than {EMULATED_BFLOAT16_SLOWDOWN}x slower than float32 (measured on Zen 5 "
         "with AVX2 only); use float32"
     )
 

@@ -17,7 +17,7 @@ import vapoursynth as vs
 
 from ..devices import resolve_device
 from ..model import DAIN
-from ..precision import PRECISIONS, default_dtype
+from ..precision import EMULATED_BFLOAT16_SLOWDOWN, PRECISIONS, default_dtype, native_bfloat16
 from .dedup import DEFAULT_MAX_RUN, DuplicateDetector
 from .dedup import DEFAULT_THRESHOLD as DEFAULT_DEDUP_THRESHOLD
 from .formats import MATRICES, format_problem, is_half, needs_matrix
@@ -319,6 +319,13 @@ def check_precision(precision: object, device: torch.device, clip: vs.VideoNode)
             "convolutions, and float16's 5-bit exponent overflows where bfloat16's does not; "
             "use precision='bfloat16' (fast where the CPU has native bfloat16, see "
             "`python -m vsdain info`) or 'float32', or pick device='cuda'"
+        )
+    if precision == "bfloat16" and device.type == "cpu" and not native_bfloat16():
+        raise error(
+            "precision='bfloat16' needs a CPU with native bfloat16 (AVX512-BF16 or AMX), and "
+            "this one has none: emulated, the network runs 8x (per-frame work) to more than "
+            f"{EMULATED_BFLOAT16_SLOWDOWN}x (synthesis) slower than in float32; use "
+            "precision='float32' (the default), or a GPU"
         )
     return PRECISIONS[precision]
 

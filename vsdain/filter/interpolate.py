@@ -85,9 +85,10 @@ def Interpolate(
     precision: what the network computes in: ``"float32"``, ``"float16"`` (CUDA only) or
     ``"bfloat16"``. Default (None): float16 on CUDA for 16-bit float clips (RGBH, YUV...PH),
     else float32. bfloat16 halves the memory and, on a CPU with native bfloat16 (AVX512-BF16,
-    AMX; see ``python -m vsdain info``), runs the convolutions faster; on other CPUs it is
-    emulated, much slower than float32, and a warning says so on stderr. The flow projection
-    accumulates in float32 whatever the precision.
+    AMX; see ``python -m vsdain info``), runs the convolutions faster; other CPUs refuse it
+    (emulated, it is 8x to more than 60x slower than float32; a bfloat16 ``model=`` there
+    runs, with a warning on stderr). The flow projection accumulates in float32 whatever the
+    precision.
     matrix: the YUV matrix, in resize's names (``"709"``, ``"170m"``, ``"470bg"``,
     ``"2020ncl"``, ...), for a YUV clip whose frames leave ``_Matrix`` unspecified (missing or
     2); when given it replaces every frame's own. Only for YUV clips.
@@ -157,7 +158,8 @@ def Interpolate(
         max_memory=max_memory,
     )
     if settings.dtype == torch.bfloat16 and settings.device.type == "cpu" and not native_bfloat16():
-        log.warning("bfloat16 on this CPU: %s", describe_native_bfloat16())
+        # Only a bfloat16 model= gets here: precision='bfloat16' is refused on such a CPU.
+        log.warning("bfloat16 model on this CPU: %s", describe_native_bfloat16())
     network = settings.model if settings.model is not None else _load(settings)
     return _build(clip, settings, network)
 
