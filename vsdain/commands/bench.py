@@ -105,6 +105,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     # Arguments first: the benchmark modules import the whole network.
     device = _device(args.device)
+    if args.bfloat16 and device.type == "cpu":
+        from ..precision import describe_native_bfloat16, native_bfloat16
+
+        if not native_bfloat16():
+            raise UsageError(f"--bfloat16 on this CPU: {describe_native_bfloat16()}")
     if args.clip not in (None, SYNTHETIC) and not Path(args.clip).is_file():
         raise UsageError(f"--clip {args.clip}: no such file")
 
