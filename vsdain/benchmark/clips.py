@@ -1,7 +1,7 @@
 """The clip every path is timed on, at each benchmark size.
 
-A real clip is used when one is given or found beside a source checkout (the project's
-``shared/data`` folder); otherwise a synthetic one, so the bench runs anywhere. Content does
+A real clip is used when one is given (``--clip``, from ``--clip-start``); otherwise a
+synthetic one, so the bench runs anywhere. Content does
 not change DAIN's cost (every pixel goes through the same arithmetic); it does change MVTools',
 whose search stops early on easy blocks, so the report names the clip. The frames are decoded
 and converted once and then served from memory, so that no path's time includes decoding
@@ -18,12 +18,6 @@ import vapoursynth as vs
 
 from ..filter.frames import planes_to_frame
 
-# Where a source checkout keeps the project's real clips (see tests/conftest.py).
-SHARED_CLIP = (
-    Path(__file__).resolve().parents[3] / "shared" / "data" / "clips" / "big_buck_bunny_0_30.webm"
-)
-# big_buck_bunny_0_30 opens with a fade from black; from frame 96 on, the scene moves.
-REAL_CLIP_START = 96
 CLIP_LENGTH = 32  # source frames read: more than any configuration asks for
 SYNTHETIC_FPS = (24, 1)
 
@@ -37,28 +31,29 @@ class Source:
     yuv: vs.VideoNode
 
 
-def default_clip() -> Path | None:
-    return SHARED_CLIP if SHARED_CLIP.is_file() else None
-
-
-def load(path: Path | None, width: int, height: int, rgb_frames: int, yuv_frames: int) -> Source:
-    """``path`` read with BestSource and resized (bicubic), or the synthetic clip when None;
-    the first ``rgb_frames`` / ``yuv_frames`` frames of each format, held in memory."""
+def load(
+    path: Path | None,
+    width: int,
+    height: int,
+    rgb_frames: int,
+    yuv_frames: int,
+    start: int = 0,
+) -> Source:
+    """``path`` read with BestSource from frame ``start`` and resized (bicubic), or the
+    synthetic clip when None; the first ``rgb_frames`` / ``yuv_frames`` frames of each format,
+    held in memory."""
     if path is None:
         rgb = synthetic(width, height)
         yuv = rgb.resize.Bicubic(format=vs.YUV420P8, matrix_s="709")
         name = f"synthetic moving pattern, {width}x{height}"
     else:
-        rgb, yuv = _read(path, width, height)
+        rgb, yuv = _read(path, width, height, start)
         name = f"{path.name}, resized to {width}x{height}"
     return Source(name, in_memory(rgb, rgb_frames), in_memory(yuv, yuv_frames))
 
 
-def _read(path: Path, width: int, height: int) -> tuple[vs.VideoNode, vs.VideoNode]:
-    decoded = vs.core.bs.VideoSource(str(path))
-    if path == SHARED_CLIP:
-        decoded = decoded[REAL_CLIP_START:]
-    decoded = decoded[:CLIP_LENGTH]
+def _read(path: Path, width: int, height: int, start: int) -> tuple[vs.VideoNode, vs.VideoNode]:
+    decoded = vs.core.bs.VideoSource(str(path))[start:][:CLIP_LENGTH]
     # BestSource sets _Matrix; an unspecified one would stop the conversion to RGB.
     matrix = decoded.get_frame(0).props.get("_Matrix", 2)
     matrix_in = {"matrix_in_s": "709"} if matrix == 2 else {}

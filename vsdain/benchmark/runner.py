@@ -23,13 +23,13 @@ CPU_LARGE_PIXELS = 640 * 480
 
 
 @dataclass(frozen=True)
-class Settings:
+class RunSettings:
     """sizes: (width, height) pairs; multis: output-rate multipliers; frames: output frames
     timed per configuration, rounded up to whole pairs (None: two pairs' worth, or one with
     ``single_pair`` or at large sizes on the CPU); naive_samples: synthesised frames the naive
     path times per configuration; weights: a file or folder, or None to search the default
     places and fall back to random weights; clip: the source clip, or None for the synthetic
-    one."""
+    one; clip_start: its first frame used."""
 
     sizes: tuple[tuple[int, int], ...]
     multis: tuple[int, ...]
@@ -39,6 +39,7 @@ class Settings:
     naive_samples: int = 2
     weights: Path | None = None
     clip: Path | None = None
+    clip_start: int = 0
     mvtools: bool = True
     kernels: bool = True
     bfloat16: bool = False  # also time bfloat16 against float32 (first multi) and compare them
@@ -94,7 +95,7 @@ class Results:
     seconds: float = 0.0
 
 
-def run(settings: Settings) -> Results:
+def run(settings: RunSettings) -> Results:
     begin = time.perf_counter()
     model, weights, random_weights = build_model(settings.weights, settings.device)
     model = model.to(settings.dtype)
@@ -117,7 +118,7 @@ def run(settings: Settings) -> Results:
         for width, height in settings.tiling:
             log.info("%dx%d: memory with tiling", width, height)
             sources[(width, height)] = clips.load(
-                settings.clip, width, height, rgb_frames=2, yuv_frames=1
+                settings.clip, width, height, rgb_frames=2, yuv_frames=1, start=settings.clip_start
             ).rgb
         results.tiling = tiling.measure(model, sources)
     results.seconds = time.perf_counter() - begin
@@ -139,7 +140,7 @@ def build_model(weights: Path | None, device: torch.device) -> tuple[DAIN, str, 
     return load_model(path, device=device), str(path), False
 
 
-def _run_size(settings: Settings, model: DAIN, width: int, height: int) -> SizeResult:
+def _run_size(settings: RunSettings, model: DAIN, width: int, height: int) -> SizeResult:
     most_pairs = max(settings.pairs(width, height, multi) for multi in settings.multis)
     source = clips.load(
         settings.clip,
@@ -147,6 +148,7 @@ def _run_size(settings: Settings, model: DAIN, width: int, height: int) -> SizeR
         height,
         rgb_frames=most_pairs + 2,
         yuv_frames=mvtools.TIMED_SOURCE_FRAMES + mvtools.WARM_UP_SOURCE_FRAMES + 1,
+        start=settings.clip_start,
     )
     padded = Padding.for_size(height, width).padded_size
     log.info("%dx%d (network at %dx%d): warming up", width, height, padded[1], padded[0])

@@ -63,8 +63,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--clip",
-        help="video to read with BestSource, or 'synthetic' (default: the project's Big Buck "
-        "Bunny clip in a source checkout with its data, else synthetic)",
+        default=SYNTHETIC,
+        help="video to read with BestSource, or 'synthetic' (default: a synthetic moving "
+        "pattern; DAIN's cost does not depend on content, MVTools' does)",
+    )
+    parser.add_argument(
+        "--clip-start",
+        type=_non_negative,
+        default=0,
+        metavar="N",
+        help="first frame of --clip to use (default 0; e.g. 96 skips the opening fade of the "
+        "Big Buck Bunny clip the project's figures use)",
     )
     parser.add_argument("--no-mvtools", action="store_true", help="skip the MVTools reference")
     parser.add_argument(
@@ -110,22 +119,16 @@ def run(args: argparse.Namespace) -> int:
 
         if not native_bfloat16():
             raise UsageError(f"--bfloat16 on this CPU: {describe_native_bfloat16()}")
-    if args.clip not in (None, SYNTHETIC) and not Path(args.clip).is_file():
+    if args.clip != SYNTHETIC and not Path(args.clip).is_file():
         raise UsageError(f"--clip {args.clip}: no such file")
 
-    from ..benchmark import chart, clips, report, runner
+    from ..benchmark import chart, report, runner
 
-    clip = (
-        clips.default_clip()
-        if args.clip is None
-        else (None if args.clip == SYNTHETIC else Path(args.clip))
-    )
-    if clip is not None and not clip.is_file():
-        raise UsageError(f"--clip {clip}: no such file")
+    clip = None if args.clip == SYNTHETIC else Path(args.clip)
     if args.tiling_only and not args.tiling:
         args.tiling = _sizes(TILING_SIZES)
     main_sizes = args.sizes or _sizes(QUICK_SIZES if args.quick else DEFAULT_SIZES)
-    settings = runner.Settings(
+    settings = runner.RunSettings(
         sizes=() if args.tiling_only else main_sizes,
         multis=args.multis,
         device=device,
@@ -134,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
         naive_samples=args.naive_samples or (1 if args.quick else 2),
         weights=args.weights,
         clip=clip,
+        clip_start=args.clip_start,
         mvtools=not args.no_mvtools,
         bfloat16=args.bfloat16,
         tiling=args.tiling or (),
@@ -213,6 +217,16 @@ def _multis(text: str) -> tuple[int, ...]:
     if any(multi < 2 for multi in multis):
         raise argparse.ArgumentTypeError(f"each multi must be >= 2, got {text!r}")
     return multis
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return value
 
 
 def _positive(text: str) -> int:
