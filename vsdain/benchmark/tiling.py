@@ -82,6 +82,7 @@ class _TileLog(logging.Handler):
 def measure(model: DAIN, sources: dict[tuple[int, int], vs.VideoNode]) -> TilingResults:
     """Every size in ``sources`` (RGBS clips of at least two frames, held in memory)."""
     rows, costs = [], []
+    _warm_up(model)
     for (width, height), clip in sources.items():
         features = _features_peak(model, clip)
         budget = BUDGETS_MIB.get((width, height), DEFAULT_BUDGET_MIB)
@@ -125,6 +126,15 @@ def measure(model: DAIN, sources: dict[tuple[int, int], vs.VideoNode]) -> Tiling
             )
         )
     return TilingResults(rows, costs)
+
+
+def _warm_up(model: DAIN) -> None:
+    """One small untimed interpolation: the process's first network call pays for thread
+    pools and weight layouts, which would otherwise land on the first row only."""
+    device = _device(model)
+    frames = torch.rand(2, 1, 3, 48, 64, generator=torch.Generator().manual_seed(0))
+    model.interpolate(*(frame.to(device=device, dtype=_dtype(model)) for frame in frames), [0.5])
+    synchronize(device)
 
 
 def _row(model: DAIN, clip: vs.VideoNode, mode: str, **arguments) -> TilingRow:
