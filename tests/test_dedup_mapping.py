@@ -7,15 +7,15 @@ from fractions import Fraction
 
 import pytest
 
-from vsdain.filter.dedup import (
+from vsdain.filter.plan import (
     REPEAT,
     SOURCE,
     SYNTHESISE,
-    SlotPlan,
     SourceFlags,
     plan_slot,
-    window,
+    reach,
 )
+from vsdain.filter.plan import FramePlan as SlotPlan
 from vsdain.filter.timing import FrameTiming
 
 NTSC_FILM = Fraction(24000, 1001)
@@ -159,7 +159,7 @@ def test_only_frames_in_the_window_are_read():
         for n in range(timing.output_length):
             position = n * timing.step
             here = position.numerator // position.denominator
-            allowed = {here + d for d in window(max_run)}
+            allowed = {here + d for d in reach(max_run, Fraction(1))}
             read = []
 
             def flags(k, read=read):

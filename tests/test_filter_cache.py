@@ -79,17 +79,6 @@ def test_a_failure_reaches_every_waiter_and_is_not_stored():
     assert cache.get("key", lambda: 5) == 5
 
 
-def test_discard_with_a_value_leaves_a_newer_one_alone():
-    cache: BoundedCache[int, list[int]] = BoundedCache(2)
-    old = cache.get(1, lambda: [1])
-    cache.discard(1)
-    new = cache.get(1, lambda: [2])
-    cache.discard(1, old)
-    assert cache.get(1, lambda: [3]) is new
-    cache.discard(1, new)
-    assert 1 not in cache
-
-
 def test_capacity_must_be_positive():
     with pytest.raises(ValueError):
         BoundedCache(0)

@@ -8,7 +8,7 @@ import torch
 import vapoursynth as vs
 from filter_clips import pattern, planes
 
-from vsdain.filter.frames import copy_planes, frame_to_tensor, tensor_to_frame, tensor_to_planes
+from vsdain.filter.frames import copy_planes, frame_to_tensor, planes_to_frame, tensor_to_planes
 
 core = vs.core
 
@@ -21,7 +21,7 @@ def test_round_trip_is_exact_and_keeps_properties(format, dtype):
     template = blank.std.SetFrameProps(Kept=5).get_frame(0)
     image = torch.from_numpy(pattern(3, width, height)).to(dtype)[None]
 
-    written = tensor_to_frame(image, template)
+    written = planes_to_frame(tensor_to_planes(image, np.asarray(template[0]).dtype), template)
     assert written.props["Kept"] == 5
     assert written.format.id == format
     back = frame_to_tensor(written)
@@ -52,7 +52,7 @@ def test_tensor_to_planes_casts_and_checks_shape():
 def test_written_frame_must_match_the_template_size():
     template = core.std.BlankClip(format=vs.RGBS, width=8, height=4).get_frame(0)
     with pytest.raises(ValueError):
-        tensor_to_frame(torch.rand(1, 3, 4, 9), template)
+        planes_to_frame(tensor_to_planes(torch.rand(1, 3, 4, 9), np.dtype(np.float32)), template)
 
 
 @pytest.mark.parametrize(

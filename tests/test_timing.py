@@ -68,20 +68,9 @@ def test_slots_past_the_last_source_frame_have_it_as_left():
     ]
 
 
-def test_outputs_between_lists_each_pairs_interior_slots():
-    timing = FrameTiming(10, NTSC_FILM, NTSC_60)
-    assert timing.outputs_between(0) == [(1, Fraction(2, 5)), (2, Fraction(4, 5))]
-    assert timing.outputs_between(1) == [(3, Fraction(1, 5)), (4, Fraction(3, 5))]
-    every = [item for left in range(10) for item in timing.outputs_between(left)]
-    interior = [
-        (n, timing.slot(n).t) for n in range(timing.output_length) if not timing.slot(n).is_source
-    ]
-    assert every == interior
-
-
 def test_downsampling_can_leave_pairs_without_interior_slots():
     timing = FrameTiming(10, Fraction(60), Fraction(24))
-    assert timing.outputs_between(0) == []
+    assert [timing.slot(n).left for n in range(timing.output_length)] == [0, 2, 5, 7]
     assert timing.slot(1) == Slot(2, Fraction(1, 2))
 
 

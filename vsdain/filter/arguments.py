@@ -17,10 +17,11 @@ import vapoursynth as vs
 
 from ..devices import resolve_device
 from ..model import DAIN
-from ..precision import EMULATED_BFLOAT16_SLOWDOWN, PRECISIONS, default_dtype, native_bfloat16
+from ..precision import PRECISIONS, cpu_bfloat16_problem, default_dtype
 from .dedup import DEFAULT_MAX_RUN, DuplicateDetector
 from .dedup import DEFAULT_THRESHOLD as DEFAULT_DEDUP_THRESHOLD
 from .formats import MATRICES, format_problem, is_half, needs_matrix
+from .scenecut import DEFAULT_THRESHOLD as SCENE_CUT_THRESHOLD
 from .scenecut import SceneCutDetector
 from .timing import FrameTiming
 
@@ -39,7 +40,7 @@ def error(message: str) -> vs.Error:
     return vs.Error(f"{NAME}: {message}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Settings:
     """Validated arguments. weights is the file to load, or None when ``model`` is given;
     dtype is what the network computes in (the output keeps the clip's format); matrix is
@@ -99,33 +100,19 @@ def check_arguments(
     clip = check_clip(clip)
     matrix = check_matrix(matrix, clip)
     timing = check_rate(clip, multi, fps_num, fps_den)
-    detector = check_scene_change(sc, sc_threshold)
     deduplication = check_dedup(dedup, dedup_threshold, dedup_max_run)
+    detector = check_scene_change(sc, sc_threshold, deduplication)
     tiling = check_tiling(tile, max_memory)
     check_no_fp16(fp16)
+    common = {"timing": timing, "detector": detector, "matrix": matrix}
+    common |= {"dedup": deduplication, "tiling": tiling}
     if model is not None:
-        return Settings(
-            timing,
-            detector,
-            None,
-            *check_model(model, weights, device, precision),
-            matrix,
-            deduplication,
-            tiling,
-        )
+        model, target, dtype = check_model(model, weights, device, precision)
+        return Settings(**common, weights=None, model=model, device=target, dtype=dtype)
     target = check_device(device)
     dtype = check_precision(precision, target, clip)
-    return Settings(
-        timing,
-        detector,
-        check_weights(weights),
-        None,
-        target,
-        dtype,
-        matrix,
-        deduplication,
-        tiling,
-    )
+    weights_path = check_weights(weights)
+    return Settings(**common, weights=weights_path, model=None, device=target, dtype=dtype)
 
 
 def check_clip(clip: object) -> vs.VideoNode:
@@ -237,7 +224,13 @@ def check_rate(clip: vs.VideoNode, multi: object, fps_num: object, fps_den: obje
 MIN_SC_THRESHOLD = 1.0
 
 
-def check_scene_change(sc: object, sc_threshold: object) -> SceneCutDetector | None:
+def check_scene_change(
+    sc: object, sc_threshold: object, deduplication: Deduplication | None = None
+) -> SceneCutDetector | None:
+    """The filter's one detector. Its reach is past the longest interpolated hold (dedup's
+    max_run, else the default one) in every mode: beside a drawing change of held material
+    the pairs hardly change, and with reach 1 every drawing change would score as a cut (on
+    real cuts the scores are the same at reach 1 and 4; see the README)."""
     if not isinstance(sc, bool):
         raise error(f"sc must be True or False, got {sc!r}")
     if sc_threshold is not None:
@@ -259,7 +252,9 @@ def check_scene_change(sc: object, sc_threshold: object) -> SceneCutDetector | N
             )
     if not sc:
         return None
-    return SceneCutDetector() if sc_threshold is None else SceneCutDetector(sc_threshold)
+    threshold = SCENE_CUT_THRESHOLD if sc_threshold is None else float(sc_threshold)
+    max_run = DEFAULT_MAX_RUN if deduplication is None else deduplication.max_run
+    return SceneCutDetector(threshold, reach=max_run + 1)
 
 
 def check_dedup(
@@ -320,12 +315,11 @@ def check_precision(precision: object, device: torch.device, clip: vs.VideoNode)
             "use precision='bfloat16' (fast where the CPU has native bfloat16, see "
             "`python -m vsdain info`) or 'float32', or pick device='cuda'"
         )
-    if precision == "bfloat16" and device.type == "cpu" and not native_bfloat16():
+    problem = cpu_bfloat16_problem(device, PRECISIONS[precision])
+    if problem is not None:
         raise error(
-            "precision='bfloat16' needs a CPU with native bfloat16 (AVX512-BF16 or AMX), and "
-            "this one has none: emulated, the network runs 8x (per-frame work) to more than "
-            f"{EMULATED_BFLOAT16_SLOWDOWN}x (synthesis) slower than in float32; use "
-            "precision='float32' (the default), or a GPU"
+            f"precision={precision!r} is refused: {problem}; use precision='float32' (the "
+            "default), or a GPU"
         )
     return PRECISIONS[precision]
 

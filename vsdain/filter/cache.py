@@ -62,14 +62,6 @@ class BoundedCache[K: Hashable, V]:
         pending.set_result(value)
         return value
 
-    def discard(self, key: K, value: V | None = None) -> None:
-        """Forget a finished value; with ``value``, only if that very object is the one
-        stored (so a stale caller cannot drop a newer result). A computation in flight is not
-        affected."""
-        with self._lock:
-            if key in self._values and (value is None or self._values[key] is value):
-                del self._values[key]
-
     def __len__(self) -> int:
         with self._lock:
             return len(self._values)

@@ -50,13 +50,6 @@ def planes_to_frame(planes: np.ndarray, template: vs.VideoFrame) -> vs.VideoFram
     return frame
 
 
-def tensor_to_frame(image: torch.Tensor, template: vs.VideoFrame) -> vs.VideoFrame:
-    """Inverse of :func:`frame_to_tensor`: ``image`` (1, 3, H, W) written into a copy of
-    ``template`` (same format, size and properties)."""
-    sample_type = np.asarray(template[0]).dtype
-    return planes_to_frame(tensor_to_planes(image, sample_type), template)
-
-
 def copy_planes(source: vs.VideoFrame, template: vs.VideoFrame) -> vs.VideoFrame:
     """A copy of ``template`` (its properties) holding ``source``'s pixels; both frames must
     have one format and size."""

@@ -13,22 +13,13 @@ from ..model import DAIN, Padding
 from ..model.tiling import TilePlan
 from ..precision import describe_native_bfloat16, native_bfloat16
 from .arguments import Settings, Tiling, check_arguments, error
-from .cuts import PAIR_CUT_PROP, aligned, output_cuts, pair_cuts, previous
-from .dedup import (
-    SOURCE,
-    SYNTHESISE,
-    SlotPlan,
-    offset_aligned,
-    plan_clip,
-    read_plan,
-    source_flags,
-    switch_by_plan,
-)
 from .formats import Conversion
 from .frames import copy_planes, planes_to_frame
 from .pair_cache import PairCache
-from .scenecut import NEXT_PROP, PREV_PROP, SceneCutDetector
-from .timing import FrameTiming, Slot
+from .plan import SOURCE, SYNTHESISE, FramePlan, read_plan
+from .plan_graph import by_plan, offset_clips, plan_clip, source_flags
+from .scenecut import NEXT_PROP, PREV_PROP
+from .timing import FrameTiming
 
 log = logging.getLogger(__name__)
 
@@ -175,19 +166,20 @@ def _load(settings: Settings) -> DAIN:
 
 
 def _build(clip: vs.VideoNode, settings: Settings, network: DAIN) -> vs.VideoNode:
+    """The output: one plan per output frame (see :mod:`.plan`), then its pixels and flags."""
     timing = settings.timing
-    following = clip[1:] + clip[-1]
-    clips = [aligned(clip, timing), aligned(following, timing)]
-    if settings.detector is not None:
-        cuts = output_cuts(pair_cuts(clip, settings.detector), timing)
-        clips += [cuts, previous(cuts)]
-    output_fps = timing.output_fps
-    template = clip.std.BlankClip(
-        length=timing.output_length,
-        fpsnum=output_fps.numerator,
-        fpsden=output_fps.denominator,
-        keep=True,
-    )
+    dedup = settings.dedup
+    max_run = 0 if dedup is None else dedup.max_run
+    duplicates = None if dedup is None else dedup.detector
+    plans = plan_clip(source_flags(clip, settings.detector, duplicates), timing, max_run)
+    firsts, seconds = range(-max_run, 1), range(1, max_run + 2)
+    first = by_plan(offset_clips(clip, firsts, timing), plans, timing, "first")
+    conversion = Conversion(clip.format, settings.matrix)
+    rgb = conversion.to_network(clip)
+    rgb_pair = [
+        by_plan(offset_clips(rgb, offsets, timing), plans, timing, end)
+        for offsets, end in ((firsts, "first"), (seconds, "second"))
+    ]
     tiling = settings.tiling or Tiling()
     pairs = PairCache(
         network,
@@ -197,153 +189,41 @@ def _build(clip: vs.VideoNode, settings: Settings, network: DAIN) -> vs.VideoNod
         sample_type=np.dtype(np.float32),
         tiles=TilePlan(tiling.tile, tiling.max_memory, log=log),
     )
-    if settings.dedup is not None:
-        return _deduplicated(clip, settings, template, pairs, clips[2:])
-    synthesised = _synthesised(clip, Conversion(clip.format, settings.matrix), timing, pairs)
-    render = _FrameRenderer(timing, detect_cuts=settings.detector is not None)
-    # Source and repeated frames are the clip's own frames; only the others ask for the
-    # network's (VapourSynth is lazy, so their conversion never runs for the former).
-    copies = template.std.ModifyFrame(clips=clips, selector=render)
-    made = template.std.ModifyFrame(clips=[*clips, synthesised], selector=render)
-
-    def choose(n: int, f: list[vs.VideoFrame]) -> vs.VideoNode:
-        return copies if render.is_copy(timing.slot(n), f) else made
-
-    return template.std.FrameEval(choose, prop_src=clips, clip_src=[copies, made])
-
-
-def _synthesised(
-    clip: vs.VideoNode, conversion: Conversion, timing: FrameTiming, pairs: PairCache
-) -> vs.VideoNode:
-    """An output-length clip in ``clip``'s format whose frame n is the network's frame for
-    output slot n (meaningful only for slots that are synthesised)."""
-    rgb = conversion.to_network(clip)
-    rgb_clips = [aligned(rgb, timing), aligned(rgb[1:] + rgb[-1], timing)]
-    network_frames = rgb_clips[0].std.ModifyFrame(
-        clips=rgb_clips, selector=_Synthesiser(timing, pairs)
+    network_frames = rgb_pair[0].std.ModifyFrame([*rgb_pair, plans], _Synthesiser(pairs))
+    synthesised = conversion.from_network(network_frames, first)
+    output_fps = timing.output_fps
+    template = clip.std.BlankClip(
+        length=timing.output_length,
+        fpsnum=output_fps.numerator,
+        fpsden=output_fps.denominator,
+        keep=True,
     )
-    return conversion.from_network(network_frames, aligned(clip, timing))
+    render = _Renderer(timing)
+    # Only synthesised frames ask for the network's (VapourSynth is lazy: for the others the
+    # conversion and the network never run).
+    copies = template.std.ModifyFrame(clips=[first, plans], selector=render)
+    made = template.std.ModifyFrame(clips=[first, plans, synthesised], selector=render)
+
+    def choose(n: int, f: vs.VideoFrame) -> vs.VideoNode:
+        return made if read_plan(f.props).kind == SYNTHESISE else copies
+
+    return template.std.FrameEval(choose, prop_src=plans, clip_src=[copies, made])
+
+
+def _where(n: int, plan: FramePlan) -> str:
+    if plan.kind == SYNTHESISE:
+        return f"frame {n} (source pair {plan.first}-{plan.second}, t={plan.t})"
+    return f"frame {n} (source frame {plan.first})"
+
+
+def _failed(n: int, plan: FramePlan, failure: Exception) -> vs.Error:
+    reason = str(failure) or "no message"
+    return error(f"{_where(n, plan)}: {type(failure).__name__}: {reason}")
 
 
 class _Synthesiser:
-    """ModifyFrame's selector on the network's RGBS frames: f holds the output-aligned first and
-    second source frames of slot n's pair, as RGBS."""
-
-    def __init__(self, timing: FrameTiming, pairs: PairCache) -> None:
-        self.timing = timing
-        self.pairs = pairs
-
-    def __call__(self, n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
-        slot = self.timing.slot(n)
-        try:
-            planes = self.pairs.interpolated(slot.left, slot.left + 1, slot.t, f[0], f[1])
-            return planes_to_frame(planes, f[0])
-        except Exception as failure:
-            where = f"source pair {slot.left}-{slot.left + 1}, t={slot.t}"
-            reason = str(failure) or "no message"
-            raise error(f"frame {n} ({where}): {type(failure).__name__}: {reason}") from failure
-
-
-class _FrameRenderer:
-    """ModifyFrame's selector: f holds the output-aligned left and right source frames and,
-    when cuts are detected, the cut flags of output frames n and n - 1 (see cuts.py), then,
-    for synthesised slots only, the network's frame in the clip's format; everything else is
-    fixed when the filter is built.
-    """
-
-    def __init__(self, timing: FrameTiming, *, detect_cuts: bool) -> None:
-        self.timing = timing
-        self.detect_cuts = detect_cuts
-        self.last_source = timing.source_length - 1
-        duration = timing.output_duration
-        self.duration = {"_DurationNum": duration.numerator, "_DurationDen": duration.denominator}
-
-    def __call__(self, n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
-        slot = self.timing.slot(n)
-        try:
-            return self._render(n, slot, f)
-        except Exception as failure:
-            if slot.is_source:
-                where = f"source frame {slot.left}"
-            else:
-                where = f"source pair {slot.left}-{slot.left + 1}, t={slot.t}"
-            reason = str(failure) or "no message"
-            raise error(f"frame {n} ({where}): {type(failure).__name__}: {reason}") from failure
-
-    def is_copy(self, slot: Slot, f: list[vs.VideoFrame]) -> bool:
-        """Whether slot's output is the left source frame's pixels (source slot, past the last
-        source frame, or a cut) rather than a synthesised frame."""
-        cut = self.detect_cuts and f[2].props[PAIR_CUT_PROP] == 1
-        return slot.is_source or slot.left == self.last_source or cut
-
-    def is_source(self, slot: Slot, f: list[vs.VideoFrame]) -> bool:
-        """Whether slot's output is the left source frame itself, properties included."""
-        return slot.is_source
-
-    def _render(self, n: int, slot: Slot, f: list[vs.VideoFrame]) -> vs.VideoFrame:
-        left_frame = f[0]
-        out = left_frame.copy() if self.is_copy(slot, f) else copy_planes(f[-1], left_frame)
-        is_source = self.is_source(slot, f)
-        stale = SCENE_CHANGE_PROPS if is_source else STALE_ON_COPIES + SCENE_CHANGE_PROPS
-        for key in stale:
-            if key in out.props:
-                del out.props[key]
-        if self.detect_cuts:
-            if f[2].props[NEXT_PROP] == 1:
-                out.props[NEXT_PROP] = 1
-            if n > 0 and f[3].props[NEXT_PROP] == 1:
-                out.props[PREV_PROP] = 1
-        out.props.update(self.duration)
-        return out
-
-
-# -- dedup=True ------------------------------------------------------------------------------
-def _deduplicated(
-    clip: vs.VideoNode,
-    settings: Settings,
-    template: vs.VideoNode,
-    pairs: PairCache,
-    cut_clips: list[vs.VideoNode],
-) -> vs.VideoNode:
-    """The output with duplicates skipped (see :mod:`.dedup`): each output frame's plan comes
-    from a window of duplicate scores, then its two source frames from the clips made for
-    the plan's offsets. Cut flags on the output are those of the plain timing (cuts sit at
-    the same positions); only the pixels of the slots change."""
-    timing = settings.timing
-    deduplication = settings.dedup
-    cuts = None
-    if settings.detector is not None:
-        # Beside a drawing change of held material the pairs are duplicates; neighbours up to
-        # past the longest interpolated hold keep drawing changes from scoring as cuts.
-        detector = SceneCutDetector(settings.detector.threshold, reach=deduplication.max_run + 1)
-        cuts = pair_cuts(clip, detector)
-    flags = source_flags(clip, deduplication.detector, cuts)
-    plans = plan_clip(flags, timing, deduplication.detector.threshold, deduplication.max_run)
-    conversion = Conversion(clip.format, settings.matrix)
-    rgb = conversion.to_network(clip)
-    render = _PlanRenderer(timing, detect_cuts=settings.detector is not None)
-    synthesiser = _PlanSynthesiser(pairs)
-
-    def node(first_offset: int, second_offset: int) -> vs.VideoNode:
-        first = offset_aligned(clip, first_offset, timing)
-        rgb_pair = [offset_aligned(rgb, offset, timing) for offset in (first_offset, second_offset)]
-        network_frames = rgb_pair[0].std.ModifyFrame(clips=[*rgb_pair, plans], selector=synthesiser)
-        synthesised = conversion.from_network(network_frames, first)
-        clips = [first, *cut_clips, plans]
-        copies = template.std.ModifyFrame(clips=clips, selector=render)
-        made = template.std.ModifyFrame(clips=[*clips, synthesised], selector=render)
-
-        def choose(n: int, f: vs.VideoFrame) -> vs.VideoNode:
-            return made if read_plan(f.props).kind == SYNTHESISE else copies
-
-        return template.std.FrameEval(choose, prop_src=plans, clip_src=[copies, made])
-
-    return switch_by_plan(template, plans, timing, node)
-
-
-class _PlanSynthesiser:
-    """ModifyFrame's selector on the network's RGBS frames: f holds the plan's first and second
-    source frames as RGBS, then the plan."""
+    """ModifyFrame's selector on the network's RGBS frames. Fixed layout: f[0] and f[1] are
+    the plan's first and second source frames as RGBS, f[2] the plan (a SYNTHESISE one)."""
 
     def __init__(self, pairs: PairCache) -> None:
         self.pairs = pairs
@@ -354,30 +234,34 @@ class _PlanSynthesiser:
             planes = self.pairs.interpolated(plan.first, plan.second, plan.t, f[0], f[1])
             return planes_to_frame(planes, f[0])
         except Exception as failure:
-            where = f"source pair {plan.first}-{plan.second}, t={plan.t}"
-            reason = str(failure) or "no message"
-            raise error(f"frame {n} ({where}): {type(failure).__name__}: {reason}") from failure
+            raise _failed(n, plan, failure) from failure
 
 
-class _PlanRenderer(_FrameRenderer):
-    """The renderer with its pixels chosen by a plan: f holds the plan's first source frame,
-    the cut flags (when cuts are detected; at the same places as for :class:`_FrameRenderer`),
-    the plan, then, for synthesised slots only, the network's frame."""
+class _Renderer:
+    """ModifyFrame's selector for the output. Fixed layout: f[0] is the plan's first source
+    frame, f[1] the plan, and for SYNTHESISE plans only f[2] the network's frame in the clip's
+    format. The pixels, the properties and the scene-change flags all come from the plan."""
 
-    def __init__(self, timing: FrameTiming, *, detect_cuts: bool) -> None:
-        super().__init__(timing, detect_cuts=detect_cuts)
-        # _FrameRenderer reads cut flags at f[2] and f[3]; here the first frame stands alone.
-        self.plan_index = 3 if detect_cuts else 1
+    def __init__(self, timing: FrameTiming) -> None:
+        duration = timing.output_duration
+        self.duration = {"_DurationNum": duration.numerator, "_DurationDen": duration.denominator}
 
     def __call__(self, n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
-        # The base class reads the cut flags at f[2], f[3]: give it the layout it expects.
-        return super().__call__(n, [f[0], f[0], *f[1:]])
+        plan = read_plan(f[1].props)
+        try:
+            return self._render(plan, f)
+        except Exception as failure:
+            raise _failed(n, plan, failure) from failure
 
-    def _plan(self, f: list[vs.VideoFrame]) -> SlotPlan:
-        return read_plan(f[self.plan_index + 1].props)
-
-    def is_copy(self, slot: Slot, f: list[vs.VideoFrame]) -> bool:
-        return self._plan(f).kind != SYNTHESISE
-
-    def is_source(self, slot: Slot, f: list[vs.VideoFrame]) -> bool:
-        return self._plan(f).kind == SOURCE
+    def _render(self, plan: FramePlan, f: list[vs.VideoFrame]) -> vs.VideoFrame:
+        out = copy_planes(f[2], f[0]) if plan.kind == SYNTHESISE else f[0].copy()
+        stale = SCENE_CHANGE_PROPS if plan.kind == SOURCE else STALE_ON_COPIES + SCENE_CHANGE_PROPS
+        for key in stale:
+            if key in out.props:
+                del out.props[key]
+        if plan.cut_next:
+            out.props[NEXT_PROP] = 1
+        if plan.cut_prev:
+            out.props[PREV_PROP] = 1
+        out.props.update(self.duration)
+        return out

@@ -79,14 +79,6 @@ class FrameTiming:
         left = math.floor(position)
         return Slot(left, position - left)
 
-    def outputs_between(self, left: int) -> list[tuple[int, Fraction]]:
-        """(output index, t) of every output frame strictly inside the pair (left, left + 1),
-        in order. Empty when no output frame falls between the two source frames."""
-        first = math.ceil(left / self.step)
-        end = min(math.ceil((left + 1) / self.step), self.output_length)
-        slots = [(n, n * self.step - left) for n in range(first, end)]
-        return [(n, t) for n, t in slots if t != 0]
-
     def select_every(self) -> tuple[int, list[int]]:
         """``std.SelectEvery`` arguments (cycle, offsets) that turn a source-length clip into
         an output-length clip whose frame n is source frame ``slot(n).left``.
