@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -82,3 +83,48 @@ def test_a_failure_reaches_every_waiter_and_is_not_stored():
 def test_capacity_must_be_positive():
     with pytest.raises(ValueError):
         BoundedCache(0)
+
+
+class _Value:
+    def __init__(self, key: int) -> None:
+        self.key = key
+
+
+def test_leases_bound_what_is_alive_and_wait_for_room():
+    cache: BoundedCache[int, _Value] = BoundedCache(2)
+    live: weakref.WeakSet[_Value] = weakref.WeakSet()
+    most = [0]
+    lock = threading.Lock()
+
+    def use(key: int) -> None:
+        def compute() -> _Value:
+            time.sleep(0.01)
+            value = _Value(key)
+            with lock:
+                live.add(value)
+                most[0] = max(most[0], len(live))
+            return value
+
+        with cache.lease(key, compute) as value:
+            time.sleep(0.01)
+            assert value.key == key
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(use, range(16)))
+    assert most[0] == 2
+    assert len(cache) == 2
+
+
+def test_a_failed_lease_unpins_and_the_next_one_computes_again():
+    cache: BoundedCache[str, int] = BoundedCache(1)
+
+    def boom():
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"), cache.lease("a", boom):
+        pass
+    with cache.lease("b", lambda: 2) as value:
+        assert value == 2
+    with cache.lease("a", lambda: 1) as value:
+        assert value == 1
+    assert "b" not in cache and cache.computations == 3

@@ -6,6 +6,10 @@ Two bounded caches:
   frame of one pair is the first frame of the next, so two entries cover sequential playback;
 - per-pair features (flow both ways, the two kernel sets), keyed by the pair's two source
   indices ``(first, second)``: computed once, then every timestamp of the pair reuses them.
+  Pairs are leased (:meth:`BoundedCache.lease`): the pairs being computed, being synthesised
+  from and kept for later together never exceed ``PAIR_CAPACITY``, however many of
+  VapourSynth's threads ask for distinct pairs at once; the others wait their turn. Memory
+  is therefore bounded by design, not by the order of requests.
 
 Timestamps are synthesised on demand, one per request: the first frame of a pair comes after
 one synthesis whatever ``multi`` is, and nothing but the features stays in memory. VapourSynth
@@ -22,6 +26,7 @@ another thread stays safe. Threads that need something another thread is computi
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -96,11 +101,9 @@ class PairCache:
             raise ValueError(f"a pair needs first < second, got ({first}, {second})")
         if not 0 < t < 1:
             raise ValueError(f"t must lie strictly between 0 and 1, got {t}")
-        pair = self.pairs.get(
-            (first, second),
-            lambda: self._pair_features(first, second, first_frame, second_frame),
-        )
-        return self._on_worker(self._synthesize, pair, t)
+        compute = functools.partial(self._pair_features, first, second, first_frame, second_frame)
+        with self.pairs.lease((first, second), compute) as pair:
+            return self._on_worker(self._synthesize, pair, t)
 
     def _on_worker[R](self, work: Callable[..., R], *args: object) -> R:
         """Runs ``work(*args)`` on the worker thread and waits; its exception is re-raised."""
