@@ -257,17 +257,24 @@ def choose_tile(height: int, width: int, pixel_cost: float, budget: int) -> int 
 def measure_pixel_cost(model, pair, t: float) -> float:
     """Peak bytes per pixel of one timestamp's tiled work (warped context, synthesis input,
     the convolutions' outputs), measured on one probe window of ``pair``, beyond the
-    whole-frame flows and results it writes into (counted as held, see :func:`held_bytes`)."""
-    from ..memory import PeakMemory
+    whole-frame flows and results it writes into (counted as held, see :func:`held_bytes`).
+
+    Probes on one device take turns (:func:`vsdain.memory.device_lock`): the peak they read
+    is the whole process's, so two filters probing at once would count each other's tiles."""
+    from ..memory import PeakMemory, device_lock
     from .synthesis import SYNTHESIS_RADIUS
 
+    device = pair.flow_forward.device
     height, width = pair.flow_forward.shape[-2:]
-    flows = model.project_flows(pair, t)
     probe = Window(
         0, 0, min(height, PROBE_TILE + SYNTHESIS_RADIUS), min(width, PROBE_TILE + SYNTHESIS_RADIUS)
     )
-    with PeakMemory(pair.flow_forward.device) as peak:
-        model.synthesize_window(pair, t, flows, probe)
+    # The projected flows are made under the lock too, so that they are not allocated inside
+    # another probe's measurement.
+    with device_lock(device):
+        flows = model.project_flows(pair, t)
+        with PeakMemory(device) as peak:
+            model.synthesize_window(pair, t, flows, probe)
     return max(peak.bytes or 0, 1) / probe.pixels
 
 
