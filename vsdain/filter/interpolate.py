@@ -66,6 +66,8 @@ def Interpolate(
     sc: detect scene cuts and never interpolate across one (default True). Cuts come from the
     built-in :class:`SceneCutDetector` and from ``_SceneChangeNext`` (left frame) /
     ``_SceneChangePrev`` (right frame) set by another detector. False interpolates everywhere.
+    The detector's neighbours reach ``dedup_max_run + 1`` pairs each way (4 by default, with or
+    without dedup), so the drawing changes of held anime do not count as cuts.
     sc_threshold: the built-in detector's threshold, > 0 (default 3.0; higher finds fewer cuts):
     a pair is a cut when its luma change is at least this many times its neighbours'.
     weights: path of ``best.pth`` (or a folder holding it). Default: ``$VSDAIN_WEIGHTS_DIR``,
@@ -104,7 +106,11 @@ def Interpolate(
 
     Cost: each pair's flow, depth, context and kernels are computed once for all its output
     frames, and each source frame's features are shared by its two pairs; memory holds the
-    features of two frames (about 0.8 GB each at 1280x720 in float32).
+    features of two frames (about 0.8 GB each at 1280x720 in float32) and of at most two
+    pairs, counting those being computed, whatever ``core.num_threads`` asks for at once.
+
+    Every output frame has one plan (:class:`vsdain.filter.plan.FramePlan`): its pixels, its
+    pair and t and its scene-change flags come from it, in every mode, so they agree.
 
     dedup: treat source frames that repeat the frame before them (anime on twos or threes,
     duplicated frames of a film transfer) as missing: kept frames stay at their true

@@ -69,8 +69,7 @@ def source_flags(
     )  # fmt: skip
     clips = [blank, blank]  # ModifyFrame passes a lone frame, not a list, for one clip
     if cuts is not None:
-        before = _previous(clip)
-        clips += [before, clip, _previous(cuts.scores(clip))]
+        clips += [shifted(clip, -1), clip, shifted(cuts.scores(clip), -1)]
     if duplicates is not None:
         clips.append(duplicates.scores(clip))
 
@@ -84,11 +83,6 @@ def source_flags(
         return out
 
     return blank.std.ModifyFrame(clips=clips, selector=mark)
-
-
-def _previous(clip: vs.VideoNode) -> vs.VideoNode:
-    """Frame k is ``clip``'s frame k - 1 (frame 0 is frame 0)."""
-    return clip[0] + clip[:-1] if clip.num_frames > 1 else clip
 
 
 def plan_clip(flags: vs.VideoNode, timing: FrameTiming, max_run: int) -> vs.VideoNode:
