@@ -36,9 +36,10 @@ if [ ! -x "$venv/bin/python" ]; then
     "$base" -m venv "$venv"
 fi
 
-# Reinstall only when the declared dependencies (pyproject.toml) change.
+# Reinstall only when the declared dependencies (setup.cfg) or the build settings
+# (pyproject.toml) change.
 stamp="$venv/.vsdain-installed"
-want=$(sha256sum <"$repo/pyproject.toml" | cut -d" " -f1)
+want=$(cd "$repo" && sha256sum setup.cfg pyproject.toml | sha256sum | cut -d" " -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "vsdain: installing vsdain[dev,video] into $venv" >&2
     "$venv/bin/python" -m pip install --quiet --upgrade pip >&2

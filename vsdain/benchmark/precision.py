@@ -1,11 +1,12 @@
 """float32 against bfloat16: time per output frame through the filter, and how far bfloat16's
-frames are from float32's on a real frame pair.
+frames are from float32's on one frame pair.
 
 The timings run both precisions in one process, one after the other, on the same clip and
-output frames, each after its own warm-up. The difference is measured on the released DAIN
-output pair (``shared/data/dain-reference-output/0.png`` and ``1.png``, 640x360) at t = 0.5.
-With random weights it says how bfloat16's rounding travels through this network's
-arithmetic, and nothing about quality with the released weights.
+output frames, each after its own warm-up. The difference is measured at t = 0.5 on the pair
+given with ``vsdain bench --pair FIRST SECOND`` (two image files of one size), or else on two
+consecutive frames of the synthetic moving pattern at 640x360. With random weights it says how
+bfloat16's rounding travels through this network's arithmetic, and nothing about quality with
+the released weights.
 """
 
 from __future__ import annotations
@@ -25,11 +26,8 @@ from .timing import Measurement, model_device, time_ours, warm_up
 
 log = logging.getLogger(__name__)
 
-# Where a source checkout keeps the real pair (see tests/conftest.py).
-REFERENCE_PAIR_DIR = (
-    Path(__file__).resolve().parents[3] / "shared" / "data" / "dain-reference-output"
-)
-REFERENCE_PAIR = ("0.png", "1.png")
+# The synthetic pair used without --pair: the size of the released DAIN output pair.
+SYNTHETIC_PAIR_SIZE = (640, 360)
 # Aim for bfloat16 on a CPU with native bfloat16: at most this share of float32's time.
 TARGET_RATIO = 0.6
 PSNR_PEAK = 1.0  # frames in [0, 1]
@@ -53,7 +51,7 @@ class PrecisionTiming:
 
 @dataclass(frozen=True)
 class PrecisionDifference:
-    """bfloat16's output against float32's on one real pair, both clamped to [0, 1]:
+    """bfloat16's output against float32's on one pair, both clamped to [0, 1]:
     max_abs / mean_abs in units of full scale (1.0), psnr in dB with peak 1.0."""
 
     pair: str
@@ -86,16 +84,43 @@ def time_precisions(model: DAIN, source: vs.VideoNode, multi: int, frames: int) 
     return PrecisionTiming(multi, timings["float32"], timings["bfloat16"], native_bfloat16())
 
 
-def reference_pair(folder: Path = REFERENCE_PAIR_DIR) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """The real pair as two (1, 3, H, W) float32 tensors in [0, 1], or None where absent."""
-    paths = [folder / name for name in REFERENCE_PAIR]
-    if not all(path.is_file() for path in paths):
-        return None
-    from ..evaluation.datasets import read_rgb
+class PairError(ValueError):
+    """A frame pair that cannot be compared: a file that is not an 8-bit image, or two images
+    of different sizes."""
 
-    return tuple(
-        torch.from_numpy(read_rgb(path)).permute(2, 0, 1)[None].float() / 255 for path in paths
-    )
+
+def read_pair(first: Path, second: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two image files as (1, 3, H, W) float32 tensors in [0, 1]; raises :class:`PairError`
+    when either cannot be read or their sizes differ."""
+    from ..evaluation.datasets import DatasetError, read_rgb
+
+    frames = []
+    for path in (first, second):
+        try:
+            frames.append(read_rgb(path))
+        except ImportError:
+            raise PairError("reading image files needs Pillow (pip install pillow)") from None
+        except (OSError, DatasetError) as error:
+            raise PairError(f"{path}: not a readable image ({error})") from None
+    (height, width), (other_height, other_width) = (frame.shape[:2] for frame in frames)
+    if (height, width) != (other_height, other_width):
+        raise PairError(
+            f"the two frames differ in size: {first.name} is {width}x{height}, "
+            f"{second.name} is {other_width}x{other_height}"
+        )
+    return tuple(torch.from_numpy(frame).permute(2, 0, 1)[None].float() / 255 for frame in frames)
+
+
+def synthetic_pair(
+    width: int = SYNTHETIC_PAIR_SIZE[0], height: int = SYNTHETIC_PAIR_SIZE[1]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Frames 0 and 1 of the benchmark's synthetic moving pattern as (1, 3, H, W) float32
+    tensors in [0, 1]."""
+    from ..filter.frames import frame_to_tensor
+    from .clips import synthetic
+
+    clip = synthetic(width, height, length=2)
+    return frame_to_tensor(clip.get_frame(0)), frame_to_tensor(clip.get_frame(1))
 
 
 def difference(
@@ -125,13 +150,17 @@ def compare(test: torch.Tensor, reference: torch.Tensor, pair: str = "pair") -> 
     )
 
 
-def difference_on_reference_pair(model: DAIN) -> PrecisionDifference | None:
-    pair = reference_pair()
+def difference_on_pair(model: DAIN, pair: tuple[Path, Path] | None = None) -> PrecisionDifference:
+    """bfloat16 against float32 on the image files ``pair``, or on the synthetic pair when
+    None."""
     if pair is None:
-        log.warning("no real pair at %s: bfloat16 difference not measured", REFERENCE_PAIR_DIR)
-        return None
-    log.info("bfloat16 against float32 on %s", REFERENCE_PAIR_DIR.name)
-    return difference(model, *pair, pair=f"{REFERENCE_PAIR_DIR.name}/{'+'.join(REFERENCE_PAIR)}")
+        name = "two frames of the synthetic moving pattern"
+        frames = synthetic_pair()
+    else:
+        name = " and ".join(path.name for path in pair)
+        frames = read_pair(*pair)
+    log.info("bfloat16 against float32 on %s", name)
+    return difference(model, *frames, pair=name)
 
 
 def report_lines(

@@ -43,6 +43,7 @@ class RunSettings:
     mvtools: bool = True
     kernels: bool = True
     bfloat16: bool = False  # also time bfloat16 against float32 (first multi) and compare them
+    pair: tuple[Path, Path] | None = None  # images bfloat16 is compared on; None: synthetic
     tiling: tuple[tuple[int, int], ...] = ()  # sizes of the memory-with-tiling table
     dtype: torch.dtype = torch.float32  # what the network computes in
 
@@ -112,7 +113,7 @@ def run(settings: RunSettings) -> Results:
     for width, height in settings.sizes:
         results.sizes.append(_run_size(settings, model, width, height))
     if settings.bfloat16:
-        results.precision_difference = precision.difference_on_reference_pair(model)
+        results.precision_difference = precision.difference_on_pair(model, settings.pair)
     if settings.tiling:
         sources = {}
         for width, height in settings.tiling:

@@ -101,7 +101,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--bfloat16",
         action="store_true",
         help="also time the filter in bfloat16 against float32 (first multi, each size) and "
-        "measure bfloat16's difference from float32 on the real reference pair",
+        "measure bfloat16's difference from float32 on one frame pair (see --pair)",
+    )
+    parser.add_argument(
+        "--pair",
+        nargs=2,
+        type=Path,
+        metavar=("FIRST", "SECOND"),
+        help="with --bfloat16: the two image files (8-bit, one size) bfloat16's difference "
+        "from float32 is measured on, at t = 0.5 (default: two frames of the synthetic moving "
+        "pattern, 640x360)",
     )
     parser.add_argument(
         "--out",
@@ -114,6 +123,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     # Arguments first: the benchmark modules import the whole network.
     device = _device(args.device)
+    _check_pair(args)
     if args.bfloat16 and device.type == "cpu":
         from ..precision import describe_native_bfloat16, native_bfloat16
 
@@ -140,6 +150,7 @@ def run(args: argparse.Namespace) -> int:
         clip_start=args.clip_start,
         mvtools=not args.no_mvtools,
         bfloat16=args.bfloat16,
+        pair=tuple(args.pair) if args.pair is not None else None,
         tiling=args.tiling or (),
         dtype=_dtype(args.precision, device),
     )
@@ -167,6 +178,24 @@ def run(args: argparse.Namespace) -> int:
         log.warning("Pillow is not installed: no chart (pip install pillow)")
     log.info("wrote %s and %s in %s", f"{stem}.md", dated.name, out)
     return 0
+
+
+def _check_pair(args: argparse.Namespace) -> None:
+    """Both images of --pair exist and decode to one size: a bad one stops the run before the
+    network is built, not after the timings."""
+    if args.pair is None:
+        return
+    if not args.bfloat16:
+        raise UsageError("--pair is the frame pair of the --bfloat16 comparison: add --bfloat16")
+    for path in args.pair:
+        if not path.is_file():
+            raise UsageError(f"--pair {path}: no such file")
+    from ..benchmark.precision import PairError, read_pair
+
+    try:
+        read_pair(*args.pair)
+    except PairError as problem:
+        raise UsageError(f"--pair: {problem}") from None
 
 
 def _dtype(precision: str, device):
