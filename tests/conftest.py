@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,9 @@ import torch
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
+# "0" or "1" pins vsdain.precision.native_bfloat16()'s answer for the whole session, so that CI
+# runs the precision tests under both answers whatever its CPU says (.ci/run); unset, the CPU's.
+NATIVE_BFLOAT16_ENV = "VSDAIN_TEST_NATIVE_BFLOAT16"
 
 
 @pytest.fixture(scope="session")
@@ -18,6 +22,54 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real evaluation data not present at {SHARED_DATA}")
     return SHARED_DATA
+
+
+# --- whether the CPU has native bfloat16: one patch point, vsdain.precision -----------------
+
+
+def _pin_native_bfloat16(monkeypatch: pytest.MonkeyPatch, answer: bool | None) -> None:
+    from vsdain import precision
+
+    monkeypatch.setattr(precision, "NATIVE_BFLOAT16_OVERRIDE", answer)
+
+
+def _session_answer() -> bool | None:
+    raw = os.environ.get(NATIVE_BFLOAT16_ENV, "").strip()
+    if raw not in ("", "0", "1"):
+        raise pytest.UsageError(f"{NATIVE_BFLOAT16_ENV} must be 0, 1 or unset, got {raw!r}")
+    return None if not raw else raw == "1"
+
+
+def pytest_configure(config):
+    _session_answer()  # a bad value stops the run before any test
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_native_bfloat16():
+    """The answer ``VSDAIN_TEST_NATIVE_BFLOAT16`` pins for the session, or None (unset: the
+    CPU's own)."""
+    answer = _session_answer()
+    if answer is None:
+        yield None
+        return
+    with pytest.MonkeyPatch.context() as session_patch:
+        _pin_native_bfloat16(session_patch, answer)
+        yield answer
+
+
+@pytest.fixture
+def pin_native_bfloat16(monkeypatch):
+    """A function that pins what ``vsdain.precision.native_bfloat16()`` answers, for every
+    caller, until the test ends: True, False, or None for the CPU's own answer."""
+    return lambda answer: _pin_native_bfloat16(monkeypatch, answer)
+
+
+@pytest.fixture(params=[False, True], ids=["emulated-bf16", "native-bf16"])
+def native_bf16(request, pin_native_bfloat16) -> bool:
+    """Runs the test once as on a CPU without native bfloat16 and once as on one with it;
+    the value is the answer pinned."""
+    pin_native_bfloat16(request.param)
+    return request.param
 
 
 @pytest.fixture(scope="session")

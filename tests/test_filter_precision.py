@@ -1,5 +1,9 @@
 """precision=: the default rule, the native-bfloat16 check, and bfloat16 through the filter close
-to float32 on a real frame pair (random weights: closeness, not quality)."""
+to float32 on a real frame pair (random weights: closeness, not quality).
+
+Whatever this CPU answers, both answers of the native-bfloat16 check are tested: the tests that
+depend on it pin it (the ``native_bf16`` and ``pin_native_bfloat16`` fixtures of conftest.py).
+"""
 
 from __future__ import annotations
 
@@ -16,7 +20,6 @@ import vsdain
 from vsdain import precision
 from vsdain.benchmark.precision import PrecisionTiming, compare, report_lines
 from vsdain.benchmark.timing import Measurement
-from vsdain.filter import arguments
 from vsdain.filter.arguments import check_precision
 
 core = vs.core
@@ -50,16 +53,34 @@ def test_default_precision(format, device, expected):
     assert check_precision(None, torch.device(device), blank(format)) == expected
 
 
+# (device, dtype, whether the rule objects where the CPU has no native bfloat16)
+CPU_ONLY_REFUSES_BFLOAT16 = [
+    pytest.param(device, dtype, device == "cpu" and name == "bfloat16", id=f"{device}-{name}")
+    for device in ("cpu", "cuda")
+    for name, dtype in precision.PRECISIONS.items()
+]
+
+
+@pytest.mark.parametrize(("device", "dtype", "refused"), CPU_ONLY_REFUSES_BFLOAT16)
+def test_the_cpu_bfloat16_rule(native_bf16, device, dtype, refused):
+    problem = precision.cpu_bfloat16_problem(torch.device(device), dtype)
+    if refused and not native_bf16:
+        assert "no native bfloat16" in problem and "slower than in float32" in problem
+    else:
+        assert problem is None
+    assert precision.describe_native_bfloat16().startswith("yes" if native_bf16 else "no")
+
+
 @pytest.mark.parametrize("name", ["float32", "bfloat16"])
-def test_cpu_precisions_with_native_bfloat16(monkeypatch, name):
-    monkeypatch.setattr(arguments, "native_bfloat16", lambda: True)
+def test_cpu_precisions_with_native_bfloat16(pin_native_bfloat16, name):
+    pin_native_bfloat16(True)
     cpu = torch.device("cpu")
     assert check_precision(name, cpu, blank(vs.RGB24)) == precision.PRECISIONS[name]
 
 
-def test_bfloat16_is_refused_on_a_cpu_without_native_bfloat16(monkeypatch):
-    monkeypatch.setattr(arguments, "native_bfloat16", lambda: False)
-    with pytest.raises(vs.Error, match="needs a CPU with native bfloat16") as raised:
+def test_bfloat16_is_refused_on_a_cpu_without_native_bfloat16(pin_native_bfloat16):
+    pin_native_bfloat16(False)
+    with pytest.raises(vs.Error, match="'bfloat16' is refused: this CPU has no native") as raised:
         vsdain.Interpolate(blank(vs.RGBS), device="cpu", precision="bfloat16")
     assert "precision='float32'" in str(raised.value)
 
@@ -77,16 +98,43 @@ def test_float16_is_fine_on_cuda():
         ("flags\t\t: fpu sse2 avx2\n", False),
     ],
 )
-def test_native_bfloat16_reads_the_cpu_flags(tmp_path, monkeypatch, cpuinfo, native):
+def test_native_bfloat16_reads_the_cpu_flags(
+    tmp_path, monkeypatch, pin_native_bfloat16, cpuinfo, native
+):
     fake = tmp_path / "cpuinfo"
     fake.write_text(f"processor\t: 0\n{cpuinfo}")
     monkeypatch.setattr(precision, "CPUINFO", fake)
-    precision.native_bfloat16.cache_clear()
+    pin_native_bfloat16(None)  # the CPU's answer, even where the session pins one
+    precision.read_native_bfloat16.cache_clear()
     try:
+        assert precision.read_native_bfloat16() is native
         assert precision.native_bfloat16() is native
         assert precision.describe_native_bfloat16().startswith("yes" if native else "no")
     finally:
-        precision.native_bfloat16.cache_clear()
+        precision.read_native_bfloat16.cache_clear()
+
+
+def test_a_pinned_answer_wins_over_the_cpu_flags(tmp_path, monkeypatch, native_bf16):
+    fake = tmp_path / "cpuinfo"
+    flags = "avx2" if native_bf16 else "avx2 avx512_bf16"  # the CPU says the opposite
+    fake.write_text(f"processor\t: 0\nflags\t\t: fpu sse2 {flags}\n")
+    monkeypatch.setattr(precision, "CPUINFO", fake)
+    precision.read_native_bfloat16.cache_clear()
+    try:
+        assert precision.read_native_bfloat16() is not native_bf16
+        assert precision.native_bfloat16() is native_bf16
+    finally:
+        precision.read_native_bfloat16.cache_clear()
+
+
+def test_the_session_answer_is_what_everyone_reads(session_native_bfloat16):
+    """VSDAIN_TEST_NATIVE_BFLOAT16 (see conftest.py) reaches the rule; unset, the CPU answers."""
+    if session_native_bfloat16 is None:
+        assert precision.native_bfloat16() is precision.read_native_bfloat16()
+    else:
+        assert precision.native_bfloat16() is session_native_bfloat16
+    problem = precision.cpu_bfloat16_problem("cpu", torch.bfloat16)
+    assert (problem is None) is precision.native_bfloat16()
 
 
 def test_compare_measures_max_mean_and_psnr():
@@ -119,18 +167,16 @@ def real_pair(shared_data):
     ]
 
 
+# The CPU's real answer, not a pinned one: this test needs bfloat16's real speed.
 @pytest.mark.skipif(
-    not precision.native_bfloat16(),
+    not precision.read_native_bfloat16(),
     reason="no native bfloat16 on this CPU: emulated, one 128x128 synthesis takes minutes",
 )
-def test_bfloat16_through_the_filter_is_close_to_float32(real_pair, caplog):
+def test_bfloat16_through_the_filter_is_close_to_float32(real_pair):
     network = random_network()
     clip = clip_from_arrays(real_pair)
     full = planes(vsdain.Interpolate(clip, sc=False, model=network).get_frame(1))
-    with caplog.at_level(logging.WARNING, logger="vsdain"):
-        output = vsdain.Interpolate(clip, sc=False, model=copy.deepcopy(network).to(torch.bfloat16))
-    if not precision.native_bfloat16():
-        assert "emulated" in caplog.text
+    output = vsdain.Interpolate(clip, sc=False, model=copy.deepcopy(network).to(torch.bfloat16))
     half = planes(output.get_frame(1))
     assert output.format.id == vs.RGBS and half.dtype == np.float32
     difference = np.abs(half.astype(np.float64) - full)
@@ -185,12 +231,13 @@ def test_projection_of_bfloat16_flow_accumulates_in_float32():
     torch.testing.assert_close(result.float(), expected, **OPS_BFLOAT16)
 
 
-def test_a_bfloat16_model_on_a_cpu_without_native_bfloat16_warns(monkeypatch, caplog):
-    from vsdain.filter import interpolate
-
-    monkeypatch.setattr(interpolate, "native_bfloat16", lambda: False)
+def test_a_bfloat16_model_on_the_cpu_warns_only_without_native_bfloat16(native_bf16, caplog):
     model = random_network().to(torch.bfloat16)
     with caplog.at_level(logging.WARNING, logger="vsdain"):
         output = vsdain.Interpolate(blank(vs.RGBS), sc=False, model=model)
     assert output.format.id == vs.RGBS
-    assert "refused on this CPU" in caplog.text
+    problem = precision.cpu_bfloat16_problem(torch.device("cpu"), torch.bfloat16)
+    if native_bf16:
+        assert problem is None and "native bfloat16" not in caplog.text
+    else:
+        assert problem in caplog.text

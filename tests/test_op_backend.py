@@ -8,9 +8,14 @@ including deliberately broken builds of one op.
 
 from __future__ import annotations
 
+import ast
 import copy
+import importlib
+import inspect
 import logging
 import pickle
+import pkgutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -25,6 +30,7 @@ from vsdain.ops.backend import (
     OPS_ENV,
     OpPath,
     OpsBackendError,
+    SelfCheckCase,
     describe_backend,
     resolve_op_path,
     self_check,
@@ -33,6 +39,9 @@ from vsdain.ops.correlation import correlation_reference
 from vsdain.ops.kernel_source import KERNEL_DIR, KERNEL_TYPES, OPS
 from vsdain.ops.projection import project_flow_reference
 from vsdain.ops.warping import adaptive_warp_inference, adaptive_warp_reference
+
+# Each op module's declared self-check, by op name.
+SELF_CHECKS = {op: importlib.import_module(f"vsdain.ops.{op}").SELF_CHECK for op in OPS}
 
 NO_CUPY = "ModuleNotFoundError: No module named 'cupy'"
 CPU = torch.device("cpu")
@@ -192,7 +201,7 @@ def test_warp_form_follows_the_path_and_the_need_for_gradients(host_kernels):
     assert gpu_references.warp_form(differentiable=False) == "reference"
     assert kernel_path(host_kernels).warp_form(differentiable=False) == "kernel"
     assert kernel_path(host_kernels).warp_form(differentiable=True) == "kernel"
-    assert references.kernel_launcher("warping", torch.float32) is None
+    assert references.kernel_launcher(SELF_CHECKS["warping"], torch.float32) is None
 
 
 def test_cupy_launcher_checks_its_arguments_without_cupy():
@@ -231,15 +240,58 @@ def test_a_kernel_path_passed_as_backend_runs_the_kernels(host_kernels):
 @pytest.mark.parametrize("dtype", list(KERNEL_TYPES), ids=str)
 @pytest.mark.parametrize("op", OPS)
 def test_correct_kernels_pass_the_self_check(host_kernels, op, dtype, caplog):
-    assert self_check(op, dtype, CPU, host_kernels) is None
+    case = SELF_CHECKS[op]
+    assert self_check(case, dtype, CPU, host_kernels) is None
     with caplog.at_level(logging.WARNING, logger=backend.__name__):
-        assert kernel_path(host_kernels, forced=True).kernel_launcher(op, dtype) is host_kernels
+        assert kernel_path(host_kernels, forced=True).kernel_launcher(case, dtype) is host_kernels
     assert not caplog.records
 
 
-def test_self_check_rejects_an_unknown_op(host_kernels):
-    with pytest.raises(ValueError, match="unknown op 'softsplat'"):
-        self_check("softsplat", torch.float32, CPU, host_kernels)
+def takes_a_launcher(function) -> bool:
+    launch = inspect.signature(function).parameters.get("launch")
+    return launch is not None and launch.kind is inspect.Parameter.KEYWORD_ONLY
+
+
+def op_modules_with_kernels() -> dict[str, object]:
+    """The modules of vsdain.ops that run kernels: those with a ``<name>.cu`` beside them and
+    those defining a function that takes a KernelLauncher as the keyword ``launch``."""
+    found = {}
+    for info in pkgutil.iter_modules(vsdain.ops.__path__):
+        module = importlib.import_module(f"vsdain.ops.{info.name}")
+        functions = [
+            function
+            for _, function in inspect.getmembers(module, inspect.isfunction)
+            if function.__module__ == module.__name__
+        ]
+        if (KERNEL_DIR / f"{info.name}.cu").is_file() or any(map(takes_a_launcher, functions)):
+            found[info.name] = module
+    return found
+
+
+def test_every_op_module_with_kernels_declares_its_self_check():
+    modules = op_modules_with_kernels()
+    assert set(modules) == set(OPS) == {path.stem for path in KERNEL_DIR.glob("*.cu")}
+    for name, module in modules.items():
+        case = getattr(module, "SELF_CHECK", None)
+        assert isinstance(case, SelfCheckCase), f"vsdain.ops.{name} declares no SELF_CHECK"
+        assert case.op == module.OP == name
+
+
+def test_the_backend_imports_none_of_the_ops():
+    """The ops import the backend; the backend knows them only through the cases they pass."""
+    tree = ast.parse(Path(backend.__file__).read_text(encoding="utf-8"))
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name.removeprefix("vsdain.ops.") for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            package = "." * node.level + (node.module or "")
+            if package in (".", "vsdain.ops"):  # from . import correlation
+                imported |= {alias.name for alias in node.names}
+            else:  # from .correlation import ..., from vsdain.ops.correlation import ...
+                imported.add(package.removeprefix("vsdain.ops.").lstrip("."))
+    assert imported, "no imports found: the parse went wrong"
+    assert not imported & set(op_modules_with_kernels())
 
 
 # --- broken kernels: the self-check and its fallback -----------------------------------------

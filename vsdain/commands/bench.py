@@ -124,11 +124,14 @@ def run(args: argparse.Namespace) -> int:
     # Arguments first: the benchmark modules import the whole network.
     device = _device(args.device)
     _check_pair(args)
-    if args.bfloat16 and device.type == "cpu":
-        from ..precision import describe_native_bfloat16, native_bfloat16
+    if args.bfloat16:
+        import torch
 
-        if not native_bfloat16():
-            raise UsageError(f"--bfloat16 on this CPU: {describe_native_bfloat16()}")
+        from ..precision import cpu_bfloat16_problem
+
+        problem = cpu_bfloat16_problem(device, torch.bfloat16)
+        if problem is not None:
+            raise UsageError(f"--bfloat16 on the CPU: {problem}")
     if args.clip != SYNTHETIC and not Path(args.clip).is_file():
         raise UsageError(f"--clip {args.clip}: no such file")
 

@@ -6,12 +6,11 @@ import logging
 import os
 
 import numpy as np
-import torch
 import vapoursynth as vs
 
 from ..model import DAIN, Padding
 from ..model.tiling import TilePlan
-from ..precision import describe_native_bfloat16, native_bfloat16
+from ..precision import cpu_bfloat16_problem
 from .arguments import Settings, Tiling, check_arguments, error
 from .formats import Conversion
 from .frames import copy_planes, planes_to_frame
@@ -154,9 +153,10 @@ def Interpolate(
         tile=tile,
         max_memory=max_memory,
     )
-    if settings.dtype == torch.bfloat16 and settings.device.type == "cpu" and not native_bfloat16():
+    problem = cpu_bfloat16_problem(settings.device, settings.dtype)
+    if problem is not None:
         # Only a bfloat16 model= gets here: precision='bfloat16' is refused on such a CPU.
-        log.warning("bfloat16 model on this CPU: %s", describe_native_bfloat16())
+        log.warning("bfloat16 model on the CPU: %s", problem)
     network = settings.model if settings.model is not None else _load(settings)
     return _build(clip, settings, network)
 

@@ -2,8 +2,9 @@
 
 One module per op (``correlation``, ``projection``, ``warping``), each holding the argument
 checks, a pure-PyTorch reference (any device, differentiable), the autograd Function around its
-CUDA kernels (``<op>.cu`` beside it, compiled at run time by CuPy) and the public function.
-Which of the two runs is decided once per device by :mod:`vsdain.ops.backend`.
+CUDA kernels (``<op>.cu`` beside it, compiled at run time by CuPy), the self-check its kernels
+must pass before they are trusted (``SELF_CHECK``) and the public function. Which of the two
+runs is decided once per device by :mod:`vsdain.ops.backend`, which imports none of the ops.
 """
 
 from .backend import OPS_ENV, OpPath, OpsBackendError, describe_backend, resolve_op_path

@@ -13,7 +13,9 @@ for networks built without one (:meth:`vsdain.model.DAIN.use_ops`); it is read t
 Kernels are trusted only after a check: on first use per op and dtype, each kernel runs on a
 tiny input and is compared with its reference. Under ``"auto"`` a kernel that fails to compile
 or disagrees is reported once as a warning and that op uses its reference from then on; under
-``"cuda"`` the failure raises.
+``"cuda"`` the failure raises. Each op module declares its own check as a
+:class:`SelfCheckCase` (``SELF_CHECK``) and hands it to :meth:`OpPath.kernel_launcher`, so this
+module knows no op by name and imports none of them.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 import torch
 
@@ -62,15 +64,16 @@ class OpPath:
     _verdicts: dict[tuple[str, torch.dtype], bool] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def kernel_launcher(self, op: str, dtype: torch.dtype) -> KernelLauncher | None:
-        """The launcher for ``op``'s kernels on ``dtype`` tensors, or None where its reference
-        runs. The first call per (op, dtype) runs the self-check (see the module docstring)."""
+    def kernel_launcher(self, case: SelfCheckCase, dtype: torch.dtype) -> KernelLauncher | None:
+        """The launcher for the kernels of ``case.op`` on ``dtype`` tensors, or None where its
+        reference runs. The first call per (op, dtype) runs ``case`` (see the module
+        docstring)."""
         if not self.kernels:
             return None
-        key = (op, dtype)
+        key = (case.op, dtype)
         with self._lock:
             if key not in self._verdicts:
-                self._verdicts[key] = self._check(op, dtype)
+                self._verdicts[key] = self._check(case, dtype)
             return self.launch if self._verdicts[key] else None
 
     def warp_form(self, differentiable: bool) -> WarpForm:
@@ -83,14 +86,14 @@ class OpPath:
             return "inference"
         return "reference"
 
-    def _check(self, op: str, dtype: torch.dtype) -> bool:
-        problem = self_check(op, dtype, self.device, self.launch)
+    def _check(self, case: SelfCheckCase, dtype: torch.dtype) -> bool:
+        problem = self_check(case, dtype, self.device, self.launch)
         if problem is None:
             return True
-        message = f"the {op} CUDA kernel for {dtype} on {self.device} {problem}"
+        message = f"the {case.op} CUDA kernel for {dtype} on {self.device} {problem}"
         if self.forced:
             raise OpsBackendError(f"{message}; {OPS_ENV}=cuda forbids falling back")
-        log.warning("%s; using the PyTorch reference for %s from now on", message, op)
+        log.warning("%s; using the PyTorch reference for %s from now on", message, case.op)
         return False
 
 
@@ -165,59 +168,59 @@ def _resolved(device: torch.device, requested: str) -> OpPath:
 
 # --- self-check ------------------------------------------------------------------------------
 
+# The self-check's input: (1, C, 5, 7) tensors, small enough to compile and run in moments, and
+# with an odd width so that no op's indexing happens to work only on square or even sizes.
+SELF_CHECK_SIZE = (5, 7)
 # Agreement a kernel must reach with its reference on the self-check's tiny input, by the
 # dtype the kernel computes in (float16 stores results in half precision).
 _SELF_CHECK_TOLERANCE = {torch.float16: 1e-2, torch.float32: 1e-4, torch.float64: 1e-8}
 
 
+class SelfCheckInput(Protocol):
+    """Makes one (1, channels, *SELF_CHECK_SIZE) input of the self-check, uniform in [low,
+    high), in the dtype and on the device being checked."""
+
+    def __call__(self, channels: int, *, low: float = -1.0, high: float = 1.0) -> torch.Tensor: ...
+
+
+@dataclass(frozen=True)
+class SelfCheckCase:
+    """One op's self-check, declared beside the op (its module's ``SELF_CHECK``).
+
+    op: the op's name, as in its kernel file ``<op>.cu`` and in the warnings; inputs: makes the
+    inputs from a :class:`SelfCheckInput`; kernel: ``kernel(*inputs, launch=launch)`` runs the
+    kernels; reference: ``reference(*inputs)`` runs the reference (float16 inputs are given
+    to it in float32).
+    """
+
+    op: str
+    inputs: Callable[[SelfCheckInput], tuple[torch.Tensor, ...]]
+    kernel: Callable[..., torch.Tensor]
+    reference: Callable[..., torch.Tensor]
+
+
 def self_check(
-    op: str, dtype: torch.dtype, device: torch.device, launch: KernelLauncher
+    case: SelfCheckCase, dtype: torch.dtype, device: torch.device, launch: KernelLauncher
 ) -> str | None:
-    """Run ``op``'s kernel on a tiny fixed input on ``device`` through ``launch`` and compare
-    it with the reference; None when they agree, else what went wrong (as a phrase)."""
-    from .correlation import correlation_kernel, correlation_reference
-    from .projection import project_flow_kernel, project_flow_reference
-    from .warping import adaptive_warp_kernel, adaptive_warp_reference
-
+    """Run ``case``'s kernel on its tiny fixed input on ``device`` through ``launch`` and
+    compare it with the reference; None when they agree, else what went wrong (as a phrase)."""
     generator = torch.Generator().manual_seed(0)
+    height, width = SELF_CHECK_SIZE
 
-    def tensor(*shape: int, low: float = -1.0, high: float = 1.0) -> torch.Tensor:
-        values = torch.rand(*shape, generator=generator, dtype=torch.float64) * (high - low)
+    def tensor(channels: int, *, low: float = -1.0, high: float = 1.0) -> torch.Tensor:
+        shape = (1, channels, height, width)
+        values = torch.rand(shape, generator=generator, dtype=torch.float64) * (high - low)
         return (values + low).to(device=device, dtype=dtype)
 
-    height, width = 5, 7
-    cases: dict[str, tuple[Callable[..., torch.Tensor], Callable[..., torch.Tensor], tuple]] = {
-        "correlation": (
-            lambda *a: correlation_kernel(*a, 2, launch=launch),
-            lambda *a: correlation_reference(*a, 2),
-            (tensor(1, 4, height, width), tensor(1, 4, height, width)),
-        ),
-        "projection": (
-            lambda f, w: project_flow_kernel(f, w, fill_holes=True, launch=launch),
-            lambda f, w: project_flow_reference(f, w, fill_holes=True),
-            (tensor(1, 2, height, width, low=-2, high=2), tensor(1, 1, height, width, low=0.2)),
-        ),
-        "warping": (
-            lambda *a: adaptive_warp_kernel(*a, launch=launch),
-            adaptive_warp_reference,
-            (
-                tensor(1, 3, height, width),
-                tensor(1, 2, height, width, low=-2, high=2),
-                tensor(1, 16, height, width, low=0, high=0.25),
-            ),
-        ),
-    }
-    if op not in cases:
-        raise ValueError(f"unknown op {op!r}; expected one of {', '.join(cases)}")
-    kernel, reference, inputs = cases[op]
+    inputs = case.inputs(tensor)
     try:
         with torch.no_grad():
-            actual = kernel(*inputs)
+            actual = case.kernel(*inputs, launch=launch)
     except Exception as error:  # a compile or launch failure is what this check is for
         return f"failed to run ({type(error).__name__}: {' '.join(str(error).split())[:300]})"
     with torch.no_grad():
-        expected = reference(*[value.float() if dtype == torch.float16 else value
-                               for value in inputs])  # fmt: skip
+        expected = case.reference(*[value.float() if dtype == torch.float16 else value
+                                    for value in inputs])  # fmt: skip
     difference = (actual.double() - expected.double()).abs().nan_to_num(nan=float("inf"))
     largest = difference.max().item()
     if largest > _SELF_CHECK_TOLERANCE.get(dtype, 1e-2):

@@ -9,11 +9,13 @@ max displacement, kernel size 1, both strides 1.
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
-from .backend import OpPath, resolve_op_path
+from .backend import OpPath, SelfCheckCase, resolve_op_path
 from .kernel_source import KernelLauncher, OpKernels, accum_empty, kernel_dtype
 
 OP = "correlation"
@@ -82,6 +84,16 @@ def correlation_kernel(
     return cost.to(first.dtype)
 
 
+# Two feature maps of 4 channels; a displacement of 2 reaches past every border of the 5x7
+# input, so the zero padding is checked too.
+SELF_CHECK = SelfCheckCase(
+    OP,
+    inputs=lambda tensor: (tensor(4), tensor(4)),
+    kernel=partial(correlation_kernel, max_displacement=2),
+    reference=partial(correlation_reference, max_displacement=2),
+)
+
+
 def correlation(
     first: torch.Tensor,
     second: torch.Tensor,
@@ -95,7 +107,7 @@ def correlation(
     "auto", "reference" or "cuda" for the tensors' device.
     """
     path = backend if isinstance(backend, OpPath) else resolve_op_path(first.device, backend)
-    launch = path.kernel_launcher(OP, kernel_dtype(first.dtype))
+    launch = path.kernel_launcher(SELF_CHECK, kernel_dtype(first.dtype))
     if launch is not None:
         return correlation_kernel(first, second, max_displacement, launch=launch)
     return correlation_reference(first, second, max_displacement)

@@ -11,10 +11,12 @@ objects win.
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from torch.autograd.function import once_differentiable
 
-from .backend import OpPath, resolve_op_path
+from .backend import OpPath, SelfCheckCase, resolve_op_path
 from .kernel_source import KernelLauncher, OpKernels, accum_empty, accum_zeros, kernel_dtype
 
 OP = "projection"
@@ -220,6 +222,16 @@ def project_flow_kernel(
     return projected.to(flow.dtype)
 
 
+# Flow of up to 2 pixels each way (some sources land off the 5x7 image, some targets stay
+# holes) and positive weights, with the hole filling on.
+SELF_CHECK = SelfCheckCase(
+    OP,
+    inputs=lambda tensor: (tensor(2, low=-2.0, high=2.0), tensor(1, low=0.2)),
+    kernel=partial(project_flow_kernel, fill_holes=True),
+    reference=partial(project_flow_reference, fill_holes=True),
+)
+
+
 def project_flow(
     flow: torch.Tensor,
     weight: torch.Tensor | None,
@@ -230,7 +242,7 @@ def project_flow(
     """Depth-aware flow projection; shapes and semantics as :func:`project_flow_reference`.
     ``backend`` as for :func:`vsdain.ops.correlation.correlation`."""
     path = backend if isinstance(backend, OpPath) else resolve_op_path(flow.device, backend)
-    launch = path.kernel_launcher(OP, _kernel_dtype(flow, weight))
+    launch = path.kernel_launcher(SELF_CHECK, _kernel_dtype(flow, weight))
     if launch is not None:
         return project_flow_kernel(flow, weight, fill_holes=fill_holes, launch=launch)
     return project_flow_reference(flow, weight, fill_holes=fill_holes)

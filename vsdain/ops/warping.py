@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch.autograd.function import once_differentiable
 
-from .backend import OpPath, WarpForm, resolve_op_path
+from .backend import OpPath, SelfCheckCase, WarpForm, resolve_op_path
 from .kernel_source import (
     KERNEL_TYPES,
     KernelLauncher,
@@ -249,6 +249,20 @@ def adaptive_warp_kernel(
     return warped.to(image.dtype)
 
 
+# A 3-channel image, flow of up to 2 pixels each way (some taps off the 5x7 image) and
+# per-pixel kernels summing to about 2.
+SELF_CHECK = SelfCheckCase(
+    OP,
+    inputs=lambda tensor: (
+        tensor(3),
+        tensor(2, low=-2.0, high=2.0),
+        tensor(WINDOW**2, low=0.0, high=0.25),
+    ),
+    kernel=adaptive_warp_kernel,
+    reference=adaptive_warp_reference,
+)
+
+
 def adaptive_warp(
     image: torch.Tensor,
     flow: torch.Tensor,
@@ -268,7 +282,7 @@ def adaptive_warp(
     path = backend if isinstance(backend, OpPath) else resolve_op_path(image.device, backend)
     form = path.warp_form(differentiable)
     if form == "kernel":
-        launch = path.kernel_launcher(OP, kernel_dtype(image.dtype, kernel.dtype))
+        launch = path.kernel_launcher(SELF_CHECK, kernel_dtype(image.dtype, kernel.dtype))
         if launch is not None:
             return adaptive_warp_kernel(image, flow, kernel, origin, launch=launch)
     if form == "inference":
