@@ -159,7 +159,7 @@ def test_only_frames_in_the_window_are_read():
         for n in range(timing.output_length):
             position = n * timing.step
             here = position.numerator // position.denominator
-            allowed = {here + d for d in reach(max_run, Fraction(1))}
+            allowed = {here + d for d in reach(max_run, 1)}
             read = []
 
             def flags(k, read=read):

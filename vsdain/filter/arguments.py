@@ -23,6 +23,7 @@ from .dedup import DEFAULT_THRESHOLD as DEFAULT_DEDUP_THRESHOLD
 from .formats import MATRICES, format_problem, is_half, needs_matrix
 from .scenecut import DEFAULT_THRESHOLD as SCENE_CUT_THRESHOLD
 from .scenecut import SceneCutDetector
+from .timeline import TimelineError, read_timeline
 from .timing import FrameTiming
 
 NAME = "Interpolate"
@@ -94,12 +95,13 @@ def check_arguments(
     dedup_max_run: object = None,
     tile: object = None,
     max_memory: object = None,
+    timeline: object = None,
 ) -> Settings:
     """Raise ``vs.Error`` for the first bad argument; otherwise the settings to build with.
     Reads frame 0 of a YUV clip (its ``_Matrix``) when ``matrix`` is not given."""
     clip = check_clip(clip)
     matrix = check_matrix(matrix, clip)
-    timing = check_rate(clip, multi, fps_num, fps_den)
+    timing = check_rate(clip, multi, fps_num, fps_den, timeline)
     deduplication = check_dedup(dedup, dedup_threshold, dedup_max_run)
     detector = check_scene_change(sc, sc_threshold, deduplication)
     tiling = check_tiling(tile, max_memory)
@@ -178,7 +180,11 @@ def _is_int(value: object) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def check_rate(clip: vs.VideoNode, multi: object, fps_num: object, fps_den: object) -> FrameTiming:
+def check_rate(
+    clip: vs.VideoNode, multi: object, fps_num: object, fps_den: object, timeline: object = None
+) -> FrameTiming:
+    if timeline is not None:
+        return check_timeline(clip, multi, fps_num, fps_den, timeline)
     source_fps = Fraction(clip.fps_num, clip.fps_den) if clip.fps_num else Fraction(0)
     if source_fps == 0:
         raise error(
@@ -198,12 +204,7 @@ def check_rate(clip: vs.VideoNode, multi: object, fps_num: object, fps_den: obje
     else:
         if multi != 2:
             raise error(f"give either multi ({multi}) or fps_num/fps_den, not both")
-        den = 1 if fps_den is None else fps_den
-        if not _is_int(fps_num) or fps_num <= 0:
-            raise error(f"fps_num must be a positive integer, got {fps_num!r}")
-        if not _is_int(den) or den <= 0:
-            raise error(f"fps_den must be a positive integer, got {fps_den!r}")
-        timing = FrameTiming(clip.num_frames, source_fps, Fraction(int(fps_num), int(den)))
+        timing = FrameTiming(clip.num_frames, source_fps, _output_fps(fps_num, fps_den))
     step = timing.step
     if max(step.numerator, step.denominator) > MAX_CYCLE:
         raise error(
@@ -211,12 +212,44 @@ def check_rate(clip: vs.VideoNode, multi: object, fps_num: object, fps_den: obje
             f"{step.denominator} output frames ({step.numerator} source frames); use a "
             f"simpler rate such as 60000/1001 (at most {MAX_CYCLE} frames per cycle)"
         )
+    return _check_length(timing)
+
+
+def _output_fps(fps_num: object, fps_den: object) -> Fraction:
+    den = 1 if fps_den is None else fps_den
+    if not _is_int(fps_num) or fps_num <= 0:
+        raise error(f"fps_num must be a positive integer, got {fps_num!r}")
+    if not _is_int(den) or den <= 0:
+        raise error(f"fps_den must be a positive integer, got {fps_den!r}")
+    return Fraction(int(fps_num), int(den))
+
+
+def _check_length(timing: FrameTiming) -> FrameTiming:
     if timing.output_length > MAX_FRAMES:
         raise error(
             f"the output would have {timing.output_length} frames, more than "
             f"VapourSynth's {MAX_FRAMES}; trim the clip or lower the rate"
         )
     return timing
+
+
+def check_timeline(
+    clip: vs.VideoNode, multi: object, fps_num: object, fps_den: object, timeline: object
+) -> FrameTiming:
+    """A variable-frame-rate timing from ``timeline`` (see :mod:`.timeline`)."""
+    if fps_num is None:
+        raise error(
+            "timeline needs an output rate: give fps_num (and fps_den), e.g. fps_num=60000, "
+            "fps_den=1001; multi has no meaning on a variable-frame-rate timeline"
+        )
+    if multi != 2:
+        raise error(f"give either multi ({multi}) or fps_num/fps_den with timeline, not both")
+    output_fps = _output_fps(fps_num, fps_den)
+    try:
+        times = read_timeline(timeline, clip)
+    except TimelineError as failure:
+        raise error(str(failure)) from None
+    return _check_length(FrameTiming.from_timeline(times, output_fps))
 
 
 # sc_threshold is a ratio to the neighbouring pairs' change: at 1 or below, every pair that

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
+from fractions import Fraction
 
 import numpy as np
 import vapoursynth as vs
@@ -47,6 +49,7 @@ def Interpolate(
     dedup_max_run: int | None = None,
     tile: int | None = None,
     max_memory: int | None = None,
+    timeline: str | os.PathLike[str] | Sequence[float | Fraction] | None = None,
 ) -> vs.VideoNode:
     """Raise ``clip``'s frame rate with DAIN, synthesising the frames in between.
 
@@ -132,6 +135,15 @@ def Interpolate(
     max_memory: MiB the features and the per-timestamp work may use, integer >= 64 (default:
     what the device has free: CUDA's free memory, the CPU's available RAM), e.g. 4096.
 
+    timeline: a variable-frame-rate source's true timeline, so that the output (constant rate,
+    ``fps_num``/``fps_den`` required) shows every moment when it was taken: the path of a
+    timecodes v2 file, a list of start times in seconds (one per frame, optionally then the
+    end of the last), or ``"durations"`` to add up the frames' ``_DurationNum`` /
+    ``_DurationDen`` (a pass over the clip when the filter is built). Output frame n at time
+    timeline[0] + n / fps is made from the source frames a, b around it at t = (time -
+    start_a) / (start_b - start_a), exactly; a source frame on an output time is that frame.
+    See :mod:`vsdain.filter.timeline` and the README's "Variable frame rate".
+
     Raises ``vs.Error`` naming the argument for any invalid input, before anything is loaded.
     """
     settings = check_arguments(
@@ -152,6 +164,7 @@ def Interpolate(
         dedup_max_run=dedup_max_run,
         tile=tile,
         max_memory=max_memory,
+        timeline=timeline,
     )
     problem = cpu_bfloat16_problem(settings.device, settings.dtype)
     if problem is not None:

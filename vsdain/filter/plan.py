@@ -16,7 +16,10 @@ pair (a, b) at t = (p - a) / (b - a); at p = a it is frame a itself. A run of mo
 ``max_run`` duplicates is a real hold (a still shot), and so is a run that reaches the end of
 the clip: inside it each slot repeats the source frame at or before it, as a pair across a
 scene cut does. Without ``dedup`` (max_run 0, every frame kept) this is the plain timing:
-the pair (floor(p), floor(p) + 1) at t = p - floor(p).
+the pair (floor(p), floor(p) + 1) at t = p - floor(p). On a variable-frame-rate timeline p
+comes from the output frame's time, and t is measured in time between the starts of a and b
+(:meth:`FrameTiming.between`), so frames of unequal durations are weighed by how long they
+lasted.
 
 The flags. A cut between source frames k - 1 and k sits at position k. Output frame n gets
 ``_SceneChangeNext`` when a cut lies at a position in (p(n), p(n + 1)], and
@@ -70,21 +73,24 @@ class SourceFlags:
 Flags = Callable[[int], SourceFlags]
 
 
-def reach(max_run: int, step: Fraction) -> range:
+def reach(max_run: int, span: int) -> range:
     """Offsets from floor(position) of every source frame :func:`plan_frame` may look at, for
-    ``max_run`` (0 without dedup) and ``step`` source frames per output frame."""
-    span = math.ceil(step)
+    ``max_run`` (0 without dedup) and at most ``span`` source frames between two output frames
+    (:attr:`FrameTiming.span`)."""
     return range(-max(max_run, span), max(max_run + 1, span) + 1)
 
 
 def plan_frame(n: int, timing: FrameTiming, flags: Flags, max_run: int) -> FramePlan:
     """The plan of output frame n. flags(k) gives source frame k's flags; it is called only
     for the frames within :func:`reach` of floor(position of n), inside the clip."""
-    step = timing.step
-    pixels = plan_slot(n * step, flags, timing.source_length, max_run)
-    cut_prev = n > 0 and _cut_between((n - 1) * step, n * step, flags, timing.source_length)
-    cut_next = _cut_between(n * step, (n + 1) * step, flags, timing.source_length)
-    return FramePlan(pixels.kind, pixels.first, pixels.second, pixels.t, cut_next, cut_prev)
+    here, length = timing.position(n), timing.source_length
+    pixels = plan_slot(here, flags, length, max_run)
+    cut_prev = n > 0 and _cut_between(timing.position(n - 1), here, flags, length)
+    cut_next = _cut_between(here, timing.position(n + 1), flags, length)
+    t = pixels.t
+    if pixels.second is not None:  # in time: the frames between may differ in duration
+        t = timing.between(n, pixels.first, pixels.second)
+    return FramePlan(pixels.kind, pixels.first, pixels.second, t, cut_next, cut_prev)
 
 
 def _cut_between(start: Fraction, end: Fraction, flags: Flags, source_length: int) -> bool:

@@ -8,8 +8,6 @@ nodes that already exist.
 
 from __future__ import annotations
 
-import math
-
 import vapoursynth as vs
 
 from .dedup import SCORE_PROP, DuplicateDetector
@@ -64,8 +62,8 @@ def source_flags(
     duplicate when ``duplicates`` scores it below its threshold; None: every frame is kept."""
     length = clip.num_frames
     blank = vs.core.std.BlankClip(
-        format=vs.GRAY8, width=1, height=1, length=length, fpsnum=clip.fps_num,
-        fpsden=clip.fps_den,
+        format=vs.GRAY8, width=1, height=1, length=length, fpsnum=clip.fps_num or 1,
+        fpsden=clip.fps_den or 1,
     )  # fmt: skip
     clips = [blank, blank]  # ModifyFrame passes a lone frame, not a list, for one clip
     if cuts is not None:
@@ -90,12 +88,11 @@ def plan_clip(flags: vs.VideoNode, timing: FrameTiming, max_run: int) -> vs.Vide
     :func:`vsdain.filter.plan.plan_props`), computed from the flags of the source frames
     within :func:`vsdain.filter.plan.reach` of its position only. ``max_run``: 0 without
     dedup."""
-    offsets = reach(max_run, timing.step)
+    offsets = reach(max_run, timing.span)
     clips = list(offset_clips(flags, offsets, timing).values())
-    step = timing.step
 
     def plan(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
-        start = math.floor(n * step) + offsets.start
+        start = timing.slot(n).left + offsets.start
 
         def flags_of(k: int) -> SourceFlags:
             props = f[k - start].props
@@ -117,13 +114,12 @@ def by_plan(
     base = next(iter(clips.values()))
     if len(clips) == 1:
         return base
-    step = timing.step
 
     def choose(n: int, f: vs.VideoFrame) -> vs.VideoNode:
         plan = read_plan(f.props)
         index = plan.first if end == "first" else plan.second
         if index is None:
             raise RuntimeError(f"internal error: output frame {n}'s plan has no second frame")
-        return clips[index - math.floor(n * step)]
+        return clips[index - timing.slot(n).left]
 
     return base.std.FrameEval(choose, prop_src=plans, clip_src=list(clips.values()))
