@@ -137,3 +137,11 @@ def backend(request):
 def kernel_backend(request):
     """As ``backend``, the kernels only: for tests that compare a kernel with the reference."""
     return _op_backend(request.param, request)
+
+
+@pytest.fixture(scope="session")
+def random_weights(tmp_path_factory):
+    """A best.pth with random weights in the released layout (one per session)."""
+    from checkpoints import write_random_checkpoint
+
+    return write_random_checkpoint(tmp_path_factory.mktemp("weights") / "best.pth", seed=3)

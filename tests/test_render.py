@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -37,13 +38,14 @@ def test_plan_without_costs_cuts_every_chunk_frames():
 
 def test_plan_moves_boundaries_to_cuts_then_source_frames():
     # multi=2: output n sits at source n / 2; a scene cut between source frames 10 and 11.
-    cost = boundary_costs(1, 2, lambda pair: pair == 10)
+    cost = boundary_costs(lambda n: Fraction(n, 2), lambda pair: pair == 10)
     assert cost([19, 20, 21, 22, 23]) == {20: CUT, 21: CUT, 22: CUT}
     assert cost([13, 14]) == {14: SOURCE_FRAME}
     # 16 +- 4 reaches the cut's first slot (20): no recomputation there; 36 +- 4 has no
     # cut, and 36 is a source frame; 52 likewise.
     assert [c.start for c in plan_chunks(60, 16, cost=cost)] == [0, 20, 36, 52]
-    odd_plan = plan_chunks(60, 15, cost=boundary_costs(1, 2, lambda pair: False), window=3)
+    half = boundary_costs(lambda n: Fraction(n, 2), lambda pair: False)
+    odd_plan = plan_chunks(60, 15, cost=half, window=3)
     assert [c.start for c in odd_plan][1:3] == [14, 28]  # 15 -> 14 (ties go earlier)
     assert ANYWHERE > SOURCE_FRAME > CUT
 

@@ -1,6 +1,7 @@
 """vsdain render on local Ray workers: a chunked render of a real clip through the network
-(random weights) equals a single in-process render frame for frame, and a worker killed in
-the middle of a chunk is retried without changing the output.
+(random weights) equals a single in-process render frame for frame, a worker killed in the
+middle of a chunk or raising while rendering is retried without changing the output, and a
+worker that cannot build the graph is not retried.
 
 Ray runs locally only (2 CPUs, no dashboard, loopback), once for the module, and every test
 is bounded by an alarm.
@@ -17,8 +18,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from checkpoints import write_random_checkpoint
-from render_helpers import SCRIPT_FPS, decoded_frames, painted, stream_seconds, write_script
+from render_helpers import (
+    SCRIPT_FPS,
+    decoded_frames,
+    painted,
+    stream_seconds,
+    time_limited,
+    write_script,
+)
 
 from vsdain.render import render
 from vsdain.render.plan import Chunk
@@ -43,19 +50,8 @@ def local_ray():
 
 @pytest.fixture(autouse=True)
 def time_limit():
-    def expire(signum, frame):
-        raise TimeoutError(f"render test ran past {TEST_SECONDS} s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(TEST_SECONDS)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, previous)
-
-
-@pytest.fixture(scope="module")
-def random_weights(tmp_path_factory) -> Path:
-    return write_random_checkpoint(tmp_path_factory.mktemp("weights") / "best.pth", seed=3)
+    with time_limited(TEST_SECONDS):
+        yield
 
 
 def test_two_ray_workers_match_one_process_on_a_real_clip(
@@ -120,6 +116,40 @@ def test_killed_worker_is_retried_and_output_unchanged(local_ray, tmp_path):
     frames, times = decoded_frames(output)
     assert [n for n, frame in enumerate(frames) if not np.array_equal(frame, painted(n))] == []
     assert times == [n / SCRIPT_FPS for n in range(24)]
+
+
+def test_raising_chunk_is_retried_on_ray(local_ray, tmp_path):
+    script = write_script(tmp_path / "flaky.vpy", length=12, fail_once_at=6)
+    output = tmp_path / "out.mkv"
+    summary = render(script, output, codec="ffv1", chunk_frames=4, workers=2, progress=False)
+    assert (summary.chunks, summary.retries) == (3, 1)
+    frames, _ = decoded_frames(output)
+    assert [n for n, frame in enumerate(frames) if not np.array_equal(frame, painted(n))] == []
+
+
+def test_graph_that_cannot_be_built_is_not_retried_on_ray(local_ray, tmp_path):
+    from test_render_robustness import GONE_IN_WORKERS
+
+    from vsdain.render import ChunkError
+
+    script = tmp_path / "gone.vpy"
+    script.write_text(GONE_IN_WORKERS.format(marker=str(tmp_path / "ran")))
+    work = tmp_path / "work"
+    started = time.monotonic()
+    with pytest.raises(ChunkError, match=r"cannot build the graph.*the source is gone"):
+        render(
+            script,
+            tmp_path / "out.mkv",
+            codec="ffv1",
+            chunk_frames=4,
+            workers=2,
+            retries=3,
+            work_dir=work,
+            progress=False,
+        )
+    attempts = [len(path.read_text().split()) for path in work.glob("job-*/*.attempts")]
+    assert attempts and max(attempts) == 1, attempts
+    assert time.monotonic() - started < 60
 
 
 def _chunk_of(progress: Path) -> Chunk:

@@ -5,10 +5,12 @@ many workers. Progress and the summary go to stderr; nothing to stdout."""
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 
 from ..render.encode import DEFAULT_CODEC
 from ..render.job import DEFAULT_RETRIES
+from ..render.options import filter_options
 
 NAME = "vsdain render"
 INTERRUPTED = 130  # the shell's code for SIGINT
@@ -19,19 +21,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "output", metavar="OUTPUT", help="the file to write; .mkv or .mp4 picks the container"
     )
-    rate = parser.add_argument_group("interpolation (a video file SOURCE)")
-    rate.add_argument("--multi", type=int, default=2, help="output rate = source rate x N")
+    rate = parser.add_argument_group(
+        "interpolation (a video file SOURCE; the filter's options, see vsdain.Interpolate)"
+    )
     rate.add_argument(
         "--fps",
         metavar="NUM[/DEN]",
-        help="an exact output rate instead of --multi, e.g. 60000/1001",
+        help="an exact output rate instead of --multi, e.g. 60000/1001 (needed for a "
+        "variable-frame-rate SOURCE)",
     )
-    rate.add_argument("--weights", metavar="PATH", help="best.pth (default: as `vsdain info`)")
-    rate.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
-    rate.add_argument("--width", type=int, help="resize the source first (previews)")
-    rate.add_argument("--height", type=int, help="resize the source first (previews)")
-    rate.add_argument("--first", type=int, default=0, help="first source frame (default 0)")
-    rate.add_argument("--frames", type=int, help="source frames to render (default: all)")
+    for option in filter_options():
+        if option.parse is None:
+            rate.add_argument(
+                option.flag,
+                dest=option.name,
+                action="store_const",
+                const=option.switch,
+                default=argparse.SUPPRESS,
+                help=option.help,
+            )
+        else:
+            rate.add_argument(
+                option.flag,
+                dest=option.name,
+                type=option.parse,
+                default=argparse.SUPPRESS,
+                metavar=option.metavar,
+                help=option.help,
+            )
+    source = parser.add_argument_group("source")
+    source.add_argument("--width", type=int, help="resize the source first (previews)")
+    source.add_argument("--height", type=int, help="resize the source first (previews)")
+    source.add_argument("--first", type=int, default=0, help="first source frame (default 0)")
+    source.add_argument("--frames", type=int, help="source frames to render (default: all)")
     encoding = parser.add_argument_group("encoding")
     encoding.add_argument(
         "--codec",
@@ -70,15 +92,17 @@ def run(args: argparse.Namespace) -> int:
         return _usage_error(str(problem))
     from ..render import ChunkError, RenderError, render
 
+    filter_keywords = {
+        option.name: getattr(args, option.name)
+        for option in filter_options()
+        if hasattr(args, option.name)
+    }
+    if fps_num is not None:
+        filter_keywords |= {"fps_num": fps_num, "fps_den": fps_den}
     try:
         render(
             args.source,
             args.output,
-            multi=args.multi,
-            fps_num=fps_num,
-            fps_den=fps_den,
-            weights=args.weights,
-            device=args.device,
             width=args.width,
             height=args.height,
             first=args.first,
@@ -92,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
             threads=args.threads,
             work_dir=args.work_dir,
             keep_chunks=args.keep_chunks,
+            **filter_keywords,
         )
     except RenderError as problem:
         return _usage_error(_as_option(str(problem)))
@@ -145,16 +170,43 @@ OPTION_NAMES = {
     "height": "--height",
     "codec": "--codec",
     "address": "--address",
-    "weights": "--weights",
-    "device": "--device",
+    "fps_num": "--fps",
+    "fps_den": "--fps",
+    "fps_num/fps_den": "--fps",
 }
+RATE_KEYWORDS = "fps_num/fps_den"  # how the render's own messages name --fps
+FILTER_PREFIX = "Interpolate: "  # how the filter's checks begin their messages
 
 
 def _as_option(message: str) -> str:
-    name, separator, rest = message.partition(" ")
-    if name.rstrip(":") in OPTION_NAMES:
-        return OPTION_NAMES[name.rstrip(":")] + name[len(name.rstrip(":")) :] + separator + rest
-    return message
+    """A message about keywords, as one about the command's options: its leading keyword
+    becomes the option, and in the filter's messages (``Interpolate: ...``, the prefix
+    dropped) so do every ``keyword=value`` and every keyword with an underscore (no common
+    word has one; the render's own messages may hold paths, so they are left alone)."""
+    switches = {option.name: option for option in filter_options() if option.parse is None}
+    flags = {option.name: option.flag for option in filter_options()} | OPTION_NAMES
+    names = "|".join(sorted(map(re.escape, flags), key=len, reverse=True))
+    from_filter = message.startswith(FILTER_PREFIX)
+    message = message.removeprefix(FILTER_PREFIX)
+
+    def assignment(match: re.Match[str]) -> str:
+        name, value = match.group(1), match.group(2).strip("'\"")
+        if name in switches:
+            option = switches[name]
+            return option.flag if value == str(option.switch) else match.group(0)
+        return f"{flags[name]} {value}"
+
+    if from_filter:
+        message = re.sub(rf"\b({names})=('[^']*'|\"[^\"]*\"|[^\s;,)]+)", assignment, message)
+    leading = re.match(rf"({names})\b(?![=/])", message)
+    if leading:
+        message = flags[leading.group(1)] + message[leading.end() :]
+    if not from_filter:
+        return message.replace(RATE_KEYWORDS, OPTION_NAMES[RATE_KEYWORDS])
+    underscored = "|".join(
+        re.escape(name) for name in sorted(flags, key=len, reverse=True) if "_" in name
+    )
+    return re.sub(rf"(?<![-\w/.])({underscored})\b", lambda m: flags[m.group(1)], message)
 
 
 def _usage_error(message: str) -> int:

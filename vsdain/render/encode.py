@@ -207,4 +207,5 @@ def encode_frames(
 def count_frames(path: Path) -> int:
     """Frames that decode from the first video stream of ``path`` (decodes them all)."""
     with av.open(str(path)) as container:
+        container.streams.video[0].thread_type = "AUTO"
         return sum(1 for _ in container.decode(video=0))

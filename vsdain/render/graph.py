@@ -7,12 +7,22 @@ interpolated; a ``.vpy`` script is executed and its first output node is rendere
 
 from __future__ import annotations
 
+import functools
+import logging
 import runpy
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import vapoursynth as vs
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..model import DAIN
+
+log = logging.getLogger(__name__)
 
 SCRIPT_SUFFIXES = (".vpy", ".py")
 MATRIX_UNSPECIFIED = 2  # the _Matrix frame property's "unspecified"
@@ -30,38 +40,50 @@ class GraphSpec:
 
     source: a video file or a ``.vpy`` script. For a file: first/frames trim the source
     (source frame indices; frames None = to the end), width/height resize it before
-    interpolation (None keeps the size; one of them keeps the aspect ratio), and multi or
-    fps_num/fps_den, weights, device go to :func:`vsdain.Interpolate`. A script ignores them.
+    interpolation (None keeps the size; one of them keeps the aspect ratio), options are
+    keywords of :func:`vsdain.Interpolate` (those given; see :mod:`.options`), and timeline
+    is the trimmed source's frame times in seconds for a variable-frame-rate file (see
+    :mod:`.timestamps`; None for constant rate). A script ignores them all.
     """
 
     source: str
-    multi: int = 2
-    fps_num: int | None = None
-    fps_den: int | None = None
-    weights: str | None = None
-    device: str | None = None
+    options: tuple[tuple[str, object], ...] = ()
     width: int | None = None
     height: int | None = None
     first: int = 0
     frames: int | None = None
+    timeline: tuple[Fraction, ...] | None = None
 
     @property
     def is_script(self) -> bool:
         return Path(self.source).suffix.lower() in SCRIPT_SUFFIXES
 
+    def option(self, name: str) -> object:
+        """The value given for Interpolate's keyword ``name``, or None."""
+        return dict(self.options).get(name)
+
+
+def open_source(path: str) -> vs.VideoNode:
+    """The whole video file, as ``core.bs.VideoSource`` reads it."""
+    try:
+        return vs.core.bs.VideoSource(path)
+    except vs.Error as failure:
+        raise GraphError(f"cannot read {path} as video: {failure}") from None
+
+
+def trim_range(spec: GraphSpec, length: int) -> tuple[int, int]:
+    """(first, end) source frames of a file spec whose source has ``length`` frames."""
+    if spec.first >= length:
+        raise GraphError(f"--first {spec.first} is past the end of {spec.source} ({length} frames)")
+    end = length if spec.frames is None else min(length, spec.first + spec.frames)
+    return spec.first, end
+
 
 def load_source(spec: GraphSpec) -> vs.VideoNode:
     """The (trimmed, resized) source clip of a file spec, before interpolation."""
-    try:
-        clip = vs.core.bs.VideoSource(spec.source)
-    except vs.Error as failure:
-        raise GraphError(f"cannot read {spec.source} as video: {failure}") from None
-    if spec.first >= clip.num_frames:
-        raise GraphError(
-            f"--first {spec.first} is past the end of {spec.source} ({clip.num_frames} frames)"
-        )
-    end = clip.num_frames if spec.frames is None else min(clip.num_frames, spec.first + spec.frames)
-    clip = clip[spec.first : end]
+    clip = open_source(spec.source)
+    first, end = trim_range(spec, clip.num_frames)
+    clip = clip[first:end]
     if spec.width is not None or spec.height is not None:
         width, height = preview_size(clip, spec.width, spec.height)
         clip = clip.resize.Bicubic(width, height)
@@ -93,20 +115,60 @@ def unlabelled_matrix(clip: vs.VideoNode) -> str | None:
     return "709" if clip.height >= HD_MIN_HEIGHT else "170m"
 
 
+def filter_keywords(clip: vs.VideoNode, spec: GraphSpec) -> dict[str, object]:
+    """The keywords the render passes to ``vsdain.Interpolate`` for ``clip``, the same in
+    the driver and in every worker: the given options, the matrix of an unlabelled YUV
+    source, and the timeline of a variable-frame-rate one."""
+    keywords = dict(spec.options)
+    if keywords.get("matrix") is None:
+        keywords.pop("matrix", None)
+        matrix = unlabelled_matrix(clip)
+        if matrix is not None:
+            keywords["matrix"] = matrix
+    if spec.timeline is not None:
+        keywords["timeline"] = spec.timeline
+    return keywords
+
+
 def interpolate(clip: vs.VideoNode, spec: GraphSpec) -> vs.VideoNode:
-    """``vsdain.Interpolate`` on the source clip; it takes YUV and RGB of any depth and
-    returns the clip's own format, which the encoder writes."""
+    """``vsdain.Interpolate`` on the source clip, with this process's shared network (see
+    :func:`shared_network`); it takes YUV and RGB of any depth and returns the clip's own
+    format, which the encoder writes."""
     import vsdain
 
-    return vsdain.Interpolate(
-        clip,
-        multi=spec.multi,
-        fps_num=spec.fps_num,
-        fps_den=spec.fps_den,
-        weights=spec.weights,
-        device=spec.device,
-        matrix=unlabelled_matrix(clip),
-    )
+    from .options import check_filter_options
+
+    keywords = filter_keywords(clip, spec)
+    settings = check_filter_options(clip, keywords)
+    network = shared_network(settings.weights, settings.device, settings.dtype)
+    for loaded_by_us in ("weights", "device", "precision"):
+        keywords.pop(loaded_by_us, None)
+    return vsdain.Interpolate(clip, **keywords, model=network)
+
+
+def shared_network(weights: Path, device: torch.device, dtype: torch.dtype) -> DAIN:
+    """The network for ``weights`` on ``device`` in ``dtype``, loaded once per process: the
+    chunks a process renders one after another share it. Keyed by the file's size and
+    modification time too, so a replaced file is loaded again. GraphError when it cannot
+    be loaded."""
+    stat = weights.stat()
+    return _load_network(str(weights), (stat.st_size, stat.st_mtime_ns), str(device), dtype)
+
+
+@functools.lru_cache(maxsize=1)  # one network per process: a second would double the memory
+def _load_network(weights: str, stamp: tuple[int, int], device: str, dtype: torch.dtype) -> DAIN:
+    from ..weights import WeightsError, load_model
+
+    log.info("loading DAIN from %s on %s (%s)", weights, device, dtype)
+    try:
+        return load_model(weights, device=device, dtype=dtype)
+    except (WeightsError, FileNotFoundError) as failure:
+        raise GraphError(f"weights: {failure}") from None
+
+
+def release_network() -> None:
+    """Forget the shared network, so its memory is freed once the last node using it is."""
+    _load_network.cache_clear()
 
 
 def run_script(path: str) -> vs.VideoNode:

@@ -6,9 +6,10 @@ places, in order:
 
 1. The first output frame after a scene cut. The pair across a cut is never interpolated,
    so neither chunk computes anything the other needs: no recomputation at all.
-2. An output frame that is a source frame (t = 0, every ``multi``-th frame). The next chunk
-   needs that source frame's features for the pair after it; the previous chunk computed
-   them for the pair before it: one frame's features are computed twice.
+2. An output frame that is a source frame (t = 0: every ``multi``-th frame at a constant
+   rate). The next chunk needs that source frame's features for the pair after it; the
+   previous chunk computed them for the pair before it: one frame's features are computed
+   twice.
 3. Anywhere else (inside a pair): both chunks compute the pair's two frames' features and
    the pair's flow and kernels.
 
@@ -19,8 +20,10 @@ Each nominal boundary (every ``chunk_frames`` frames) moves to the best place wi
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from fractions import Fraction
 
 # Seconds of output per chunk by default: long enough that a chunk's start-up (loading the
 # network, one frame's features) is small next to its work, short enough that a lost chunk
@@ -86,11 +89,13 @@ def plan_chunks(
 
 
 def boundary_costs(
-    step_num: int, step_den: int, is_cut: Callable[[int], bool]
+    position: Callable[[int], Fraction], is_cut: Callable[[int], bool]
 ) -> Callable[[Iterable[int]], dict[int, int]]:
-    """The ``cost`` for an interpolated file: output frame n sits at source position
-    n * step (step = step_num / step_den source frames per output frame); ``is_cut(k)`` says
-    whether there is a scene cut between source frames k and k + 1.
+    """The ``cost`` for an interpolated file: ``position(n)`` is output frame n's position
+    on the source timeline in source frames (n * source_fps / output_fps at a constant
+    rate; the filter's :meth:`vsdain.filter.timing.FrameTiming.position`, which also covers
+    a variable-rate timeline); ``is_cut(k)`` says whether there is a scene cut between
+    source frames k and k + 1.
 
     A chunk starting at n inside or at the start of a cut pair k needs no features of
     frame k (nothing is synthesised there); one starting at source frame k + 1 after a cut
@@ -100,10 +105,12 @@ def boundary_costs(
     def cost(candidates: Iterable[int]) -> dict[int, int]:
         costs = {}
         for n in candidates:
-            left, remainder = divmod(n * step_num, step_den)
-            if is_cut(left) or (remainder == 0 and left > 0 and is_cut(left - 1)):
+            place = position(n)
+            left = math.floor(place)
+            on_source = place == left
+            if is_cut(left) or (on_source and left > 0 and is_cut(left - 1)):
                 costs[n] = CUT
-            elif remainder == 0:
+            elif on_source:
                 costs[n] = SOURCE_FRAME
         return costs
 

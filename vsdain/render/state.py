@@ -6,8 +6,11 @@ job's files live in ``<work root>/job-<key>/``: a re-run with the same command f
 finished chunks there, and a changed script or setting gets a fresh folder, so stale chunks
 are never reused.
 
-A chunk is done when ``<chunk name><suffix>`` exists: workers encode into a temporary name,
-check the decoded frame count, and only then rename (atomic on one file system).
+A chunk is done when ``<chunk name><suffix>`` exists: workers encode into a temporary name
+unique to the attempt (host, process and a random part, so that workers on two machines
+sharing the folder never write into one file), check the decoded frame count, and only then
+rename (atomic on one file system). A re-run decodes the chunks done before it again, and
+renders again one that no longer decodes to its frames (a file truncated or damaged since).
 """
 
 from __future__ import annotations
@@ -16,9 +19,15 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
+import socket
+import uuid
 from pathlib import Path
 
+import av
+
 from .. import __version__
+from .encode import count_frames
 from .plan import Chunk
 
 KEY_LENGTH = 16  # hex digits of the SHA-256 kept in the folder name
@@ -45,6 +54,13 @@ def file_identity(path: str | os.PathLike[str], *, whole: bool = False) -> dict[
         "mtime_ns": stat.st_mtime_ns,
         "sha256": digest.hexdigest(),
     }
+
+
+def attempt_token() -> str:
+    """A name part no other attempt, on this machine or another, gets: host, process id and
+    a random part (process ids repeat across machines and after restarts)."""
+    host = re.sub(r"[^A-Za-z0-9.-]+", "_", socket.gethostname()) or "host"
+    return f"{host}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
 
 
 def job_key(identity: dict[str, object]) -> str:
@@ -82,9 +98,10 @@ class WorkFolder:
         return self.path / f"{chunk.name}{self.suffix}"
 
     def partial_file(self, chunk: Chunk) -> Path:
-        """Where an attempt encodes; unique per process, so a retried chunk never writes
-        into the file of an attempt that may still be running."""
-        return self.path / f".partial-{chunk.name}-{os.getpid()}{self.suffix}"
+        """Where an attempt encodes; a new name at each call (see :func:`attempt_token`),
+        so a retried chunk never writes into the file of an attempt that may still be
+        running, here or on another machine."""
+        return self.path / f".partial-{chunk.name}-{attempt_token()}{self.suffix}"
 
     def progress_file(self, chunk: Chunk) -> Path:
         """Frames the current attempt has encoded, as text, rewritten as it goes."""
@@ -96,6 +113,18 @@ class WorkFolder:
 
     def is_done(self, chunk: Chunk) -> bool:
         return self.chunk_file(chunk).is_file()
+
+    def damage(self, chunk: Chunk) -> str | None:
+        """Why a done chunk's file cannot be used (it does not decode to the chunk's frame
+        count, which its name records), or None when it can. Decodes the whole file."""
+        path = self.chunk_file(chunk)
+        try:
+            decoded = count_frames(path)
+        except (av.FFmpegError, OSError) as failure:
+            return f"{path.name} does not decode ({failure})"
+        if decoded != chunk.frames:
+            return f"{path.name} decodes to {decoded} frames, not {chunk.frames}"
+        return None
 
     def frames_encoded(self, chunk: Chunk) -> int:
         try:

@@ -1,23 +1,34 @@
 """Running chunks: one chunk in a worker (:func:`render_chunk`), and the two ways of running
 many, in this process (no Ray) or as Ray tasks on this machine or a cluster.
 
-Retries: Ray retries a task whose worker process dies (``max_retries``) or whose function
-raises (``retry_exceptions``); in this process a raising chunk is retried the same number of
-times. Each attempt appends its process id to the chunk's attempts file, which is how the
-driver counts retries and how a test finds the process to kill.
+Retries: Ray retries a task whose worker process dies (``max_retries``) or whose attempt
+fails while rendering or writing (:class:`AttemptError`, the one exception type
+``retry_exceptions`` lists); in this process such a chunk is retried the same number of
+times. A worker that cannot build the graph (:class:`GraphBuildError`: a source it cannot
+read, an option its machine refuses, a script that fails) would fail the same way on every
+attempt, so that ends the render at once. Each attempt appends its process id to the chunk's
+attempts file, which is how the driver counts retries and how a test finds the process to
+kill.
+
+The chunks a process renders one after another share one loaded network
+(:func:`vsdain.render.graph.shared_network`): a Ray worker process keeps it between its
+tasks, and an in-process run frees it at the end.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import vapoursynth as vs
+
 from .encode import Encoding, count_frames, encode_frames
-from .graph import GraphSpec, build_node
+from .graph import GraphError, GraphSpec, build_node, release_network
 from .plan import Chunk
-from .state import WorkFolder
+from .state import WorkFolder, attempt_token
 
 # How often a worker rewrites its progress file, and the driver reads them.
 REPORT_SECONDS = 0.5
@@ -25,6 +36,15 @@ REPORT_SECONDS = 0.5
 
 class ChunkError(RuntimeError):
     """A chunk could not be rendered and verified, after all its attempts."""
+
+
+class GraphBuildError(RuntimeError):
+    """A worker could not build the graph to render; never retried (see the module)."""
+
+
+class AttemptError(RuntimeError):
+    """An attempt failed while rendering, encoding or verifying its chunk; retried. The
+    message names the chunk, the host and the original exception."""
 
 
 @dataclass(frozen=True)
@@ -42,18 +62,33 @@ class ChunkTask:
 def render_chunk(task: ChunkTask) -> int:
     """Evaluate the graph's frames ``chunk.start..chunk.end - 1``, encode them into a
     temporary file, verify the decoded frame count and rename it into place; returns the
-    frame count. Raises ChunkError when the file does not decode to the chunk's frames."""
+    frame count. Raises GraphBuildError when the graph cannot be built, AttemptError for any
+    other failure (a file that does not decode to the chunk's frames among them)."""
     chunk, folder = task.chunk, task.folder
     with folder.attempts_file(chunk).open("a") as attempts:
         attempts.write(f"{os.getpid()}\n")
-    if task.threads is not None:
-        _use_threads(task.threads)
-    node = build_node(task.spec)
+    where = f"{chunk.name} on {socket.gethostname()}"
+    try:
+        if task.threads is not None:
+            _use_threads(task.threads)
+        node = build_node(task.spec)
+    except (GraphError, vs.Error) as failure:
+        raise GraphBuildError(f"{where}: cannot build the graph: {failure}") from None
+    except Exception as failure:
+        raise AttemptError(f"{where}: {type(failure).__name__}: {failure}") from failure
     if node.num_frames < chunk.end:
-        raise ChunkError(
-            f"{chunk.name}: the graph has {node.num_frames} frames here, the plan needs "
+        raise GraphBuildError(
+            f"{where}: the graph has {node.num_frames} frames here, the plan needs "
             f"{chunk.end}; the source or script changed while rendering"
         )
+    try:
+        return _encode_chunk(task, node)
+    except Exception as failure:
+        raise AttemptError(f"{where}: {type(failure).__name__}: {failure}") from failure
+
+
+def _encode_chunk(task: ChunkTask, node: vs.VideoNode) -> int:
+    chunk, folder = task.chunk, task.folder
     partial = folder.partial_file(chunk)
     reporter = _Reporter(folder, chunk)
     try:
@@ -65,9 +100,7 @@ def render_chunk(task: ChunkTask) -> int:
         )
         decoded = count_frames(partial)
         if decoded != chunk.frames:
-            raise ChunkError(
-                f"{chunk.name}: {partial.name} decodes to {decoded} frames, not {chunk.frames}"
-            )
+            raise ChunkError(f"{partial.name} decodes to {decoded} frames, not {chunk.frames}")
         partial.replace(folder.chunk_file(chunk))
     finally:
         partial.unlink(missing_ok=True)
@@ -78,20 +111,20 @@ def render_chunk(task: ChunkTask) -> int:
 class _Reporter:
     def __init__(self, folder: WorkFolder, chunk: Chunk) -> None:
         self.path = folder.progress_file(chunk)
+        self.token = attempt_token()
         self.last = -float("inf")
 
     def __call__(self, count: int, *, force: bool = False) -> None:
         now = time.monotonic()
         if force or now - self.last >= REPORT_SECONDS:
             self.last = now
-            temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}")
+            temporary = self.path.with_name(f".{self.path.name}.{self.token}")
             temporary.write_text(str(count))
             temporary.replace(self.path)
 
 
 def _use_threads(threads: int) -> None:
     import torch
-    import vapoursynth as vs
 
     torch.set_num_threads(threads)
     vs.core.num_threads = threads
@@ -120,16 +153,18 @@ def run_in_process(tasks: Sequence[ChunkTask], *, retries: int, poll: Poll, done
                 try:
                     render_chunk(task)
                     break
-                except Exception as failure:
+                except GraphBuildError as failure:
+                    raise ChunkError(f"{failure} (not retried)") from failure
+                except AttemptError as failure:
                     if attempt == retries:
                         raise ChunkError(
-                            f"{task.chunk.name} failed {retries + 1} times; last: "
-                            f"{type(failure).__name__}: {failure}"
+                            f"{task.chunk.name} failed {retries + 1} times; last: {failure}"
                         ) from failure
             done(task)
     finally:
         stop.set()
         watcher.join()
+        release_network()
 
 
 @dataclass(frozen=True)
@@ -157,7 +192,7 @@ def run_with_ray(
         num_cpus=resources.cpus,
         num_gpus=resources.gpus,
         max_retries=retries,
-        retry_exceptions=True,
+        retry_exceptions=[AttemptError],
     )
     queue = list(tasks)
     pending: dict[ray.ObjectRef, ChunkTask] = {}
@@ -172,8 +207,12 @@ def run_with_ray(
                 try:
                     ray.get(ref)
                 except ray.exceptions.RayError as failure:
+                    cause = getattr(failure, "cause", None)
+                    if isinstance(cause, GraphBuildError):
+                        raise ChunkError(f"{cause} (not retried)") from None
+                    last = cause if isinstance(cause, AttemptError) else failure
                     raise ChunkError(
-                        f"{task.chunk.name} failed {retries + 1} times; last: {failure}"
+                        f"{task.chunk.name} failed {retries + 1} times; last: {last}"
                     ) from None
                 done(task)
             poll()
