@@ -229,15 +229,10 @@ def _build(clip: vs.VideoNode, settings: Settings, network: DAIN) -> vs.VideoNod
     return template.std.FrameEval(choose, prop_src=plans, clip_src=[copies, made])
 
 
-def _where(n: int, plan: FramePlan) -> str:
-    if plan.kind == SYNTHESISE:
-        return f"frame {n} (source pair {plan.first}-{plan.second}, t={plan.t})"
-    return f"frame {n} (source frame {plan.first})"
-
-
 def _failed(n: int, plan: FramePlan, failure: Exception) -> vs.Error:
-    reason = str(failure) or "no message"
-    return error(f"{_where(n, plan)}: {type(failure).__name__}: {reason}")
+    pair = f"source pair {plan.first}-{plan.second}, t={plan.t}"
+    where = pair if plan.kind == SYNTHESISE else f"source frame {plan.first}"
+    return error(f"frame {n} ({where}): {type(failure).__name__}: {str(failure) or 'no message'}")
 
 
 class _Synthesiser:
