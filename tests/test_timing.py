@@ -109,3 +109,12 @@ def test_rejects_nonsense():
         FrameTiming(5, NTSC_FILM, Fraction(0))
     with pytest.raises(IndexError):
         FrameTiming.from_multi(5, NTSC_FILM, 2).slot(10)
+
+
+def test_timestamps_between_are_the_pairs_interior_slots():
+    timing = FrameTiming(10, NTSC_FILM, NTSC_60)
+    assert timing.timestamps_between(0, 1) == [Fraction(2, 5), Fraction(4, 5)]
+    assert timing.timestamps_between(1, 2) == [Fraction(1, 5), Fraction(3, 5)]
+    # A pair spanning a duplicate: outputs at 2/5 .. 8/5 of the way from 0 to 2, halved.
+    assert timing.timestamps_between(0, 2) == [Fraction(k, 5) for k in (1, 2, 3, 4)]
+    assert FrameTiming(10, Fraction(60), Fraction(24)).timestamps_between(0, 1) == []

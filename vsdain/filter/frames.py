@@ -20,20 +20,31 @@ def frame_to_tensor(
     float16); the clamping happens before the cast. The frame's memory is copied, never
     aliased: VapourSynth may reuse it once the frame is released."""
     planes = np.stack([np.asarray(frame[plane]) for plane in range(RGB_PLANES)])
-    tensor = torch.from_numpy(planes).unsqueeze(0).to(device=device)
+    return sanitized(torch.from_numpy(planes).unsqueeze(0).to(device=device), dtype)
+
+
+def sanitized(tensor: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """``tensor`` with NaN as 0 and everything clamped to [0, 1], then cast to ``dtype``
+    (default: its own): what :func:`frame_to_tensor` does to a frame on its device."""
     tensor = torch.nan_to_num(tensor, nan=0.0).clamp_(0.0, 1.0)
     return tensor.to(dtype=dtype or tensor.dtype)
 
 
-def tensor_to_planes(image: torch.Tensor, sample_type: np.dtype) -> np.ndarray:
-    """(1, 3, H, W) or (3, H, W) tensor -> (3, H, W) contiguous CPU array of ``sample_type``,
-    ready for :func:`planes_to_frame`."""
+def single_image(image: torch.Tensor) -> torch.Tensor:
+    """(1, 3, H, W) or (3, H, W) tensor -> (3, H, W); ValueError for anything else."""
     if image.dim() == 4:
         if image.shape[0] != 1:
             raise ValueError(f"expected a batch of one frame, got {tuple(image.shape)}")
         image = image[0]
     if image.dim() != 3 or image.shape[0] != RGB_PLANES:
         raise ValueError(f"expected (3, H, W) RGB, got {tuple(image.shape)}")
+    return image
+
+
+def tensor_to_planes(image: torch.Tensor, sample_type: np.dtype) -> np.ndarray:
+    """(1, 3, H, W) or (3, H, W) tensor -> (3, H, W) contiguous CPU array of ``sample_type``,
+    ready for :func:`planes_to_frame`."""
+    image = single_image(image)
     torch_type = torch.from_numpy(np.empty(0, dtype=sample_type)).dtype
     return np.ascontiguousarray(image.detach().to(device="cpu", dtype=torch_type).numpy())
 

@@ -207,6 +207,7 @@ def _build(clip: vs.VideoNode, settings: Settings, network: DAIN) -> vs.VideoNod
         dtype=settings.dtype,
         sample_type=np.dtype(np.float32),
         tiles=TilePlan(tiling.tile, tiling.max_memory, log=log),
+        timestamps_of=timing.timestamps_between,
     )
     network_frames = rgb_pair[0].std.ModifyFrame([*rgb_pair, plans], _Synthesiser(pairs))
     synthesised = conversion.from_network(network_frames, first)

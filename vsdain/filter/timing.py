@@ -132,6 +132,15 @@ class FrameTiming:
         times = self.timestamps
         return (times[0] + n / self.output_fps - times[first]) / (times[second] - times[first])
 
+    def timestamps_between(self, first: int, second: int) -> list[Fraction]:
+        """t (see :meth:`between`) of every output frame strictly between source frames first
+        < second, in order: the timestamps a pair is asked for when nothing between its frames
+        is kept."""
+        outputs = range(self.output_length)
+        start = bisect.bisect_right(outputs, first, key=self.position)
+        end = bisect.bisect_left(outputs, second, key=self.position)
+        return [self.between(n, first, second) for n in range(start, end)]
+
     def slot(self, n: int) -> Slot:
         if not 0 <= n < self.output_length:
             raise IndexError(f"output frame {n} is outside 0..{self.output_length - 1}")

@@ -262,6 +262,23 @@ class DAIN(nn.Module):
         projected ``flows`` (:meth:`project_flows`): the warps read the whole source frames,
         everything else is the window's own. Exact on the window's inside shrunk by
         SYNTHESIS_RADIUS (and at the frame's edges): what tiling relies on."""
+        blend, synthesis_input = self.synthesis_input(pair, t, flows, window)
+        features = self.rectifyNet.first_layer(synthesis_input)
+        del synthesis_input  # the widest tensor of the timestamp: gone before the rest runs
+        return blend, self.rectifyNet.refine(features) + blend
+
+    def synthesis_input(
+        self,
+        pair: PairFeatures,
+        t: float,
+        flows: tuple[torch.Tensor, torch.Tensor],
+        window: Window,
+        *,
+        out: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(blend (B, 3, h, w), the synthesis network's input (B, 437, h, w)) on ``window``:
+        everything of :meth:`synthesize_window` before the network. ``out``: where to write
+        the input (a (B, 437, h, w) part of a larger batch), instead of a new tensor."""
         first, second = pair.first, pair.second
         ops = self.op_path
         origin = (window.top, window.left)
@@ -311,11 +328,57 @@ class DAIN(nn.Module):
                 context_second,
             ],
             dim=1,
+            out=out,
         )
-        del context_first, context_second, warped_first, warped_second
-        features = self.rectifyNet.first_layer(synthesis_input)
-        del synthesis_input  # the widest tensor of the timestamp: gone before the rest runs
-        return blend, self.rectifyNet.refine(features) + blend
+        return blend, synthesis_input
+
+    def synthesize_timestamps(
+        self, pair: PairFeatures, timestamps: Sequence[float], *, fill_holes: bool | None = None
+    ) -> list[Synthesis]:
+        """:meth:`synthesize` (whole frame) for each t of ``timestamps``, with the synthesis
+        network run once on all of them as one batch of ``len(timestamps) * B`` images.
+
+        The projections and warps still run per timestamp; only the convolutions are batched,
+        which is where a GPU gains from a larger batch. Each result equals the one
+        :meth:`synthesize` gives for its t up to the convolutions' rounding for the batch size
+        (bit-exact on the CPU, where each image of a batch is computed alike). Memory: every
+        timestamp's synthesis input (437 channels per pixel) is held at once, so the
+        per-timestamp work memory is multiplied by ``len(timestamps)``; callers decide whether
+        that fits (see :class:`vsdain.filter.pair_cache.PairCache`).
+        """
+        if not timestamps:
+            return []
+        flows = [self.project_flows(pair, float(t), fill_holes=fill_holes) for t in timestamps]
+        batch, _, height, width = flows[0][0].shape
+        window = Window(0, 0, height, width)
+        blends = []
+        batch_input: torch.Tensor | None = None
+        for index, (t, projected) in enumerate(zip(timestamps, flows, strict=True)):
+            part = None if batch_input is None else batch_input[index * batch : (index + 1) * batch]
+            blend, synthesis_input = self.synthesis_input(
+                pair, float(t), projected, window, out=part
+            )
+            if batch_input is None:
+                # The first timestamp's input decides the batch's memory format, so that the
+                # first convolution runs the same algorithm as on a single timestamp; the
+                # others are written into the batch directly.
+                batch_input = torch.empty(
+                    (len(timestamps) * batch, *synthesis_input.shape[1:]),
+                    dtype=synthesis_input.dtype,
+                    device=synthesis_input.device,
+                    memory_format=_memory_format(synthesis_input),
+                )
+                batch_input[:batch] = synthesis_input
+            blends.append(blend)
+            del synthesis_input
+        features = self.rectifyNet.first_layer(batch_input)
+        del batch_input
+        residual = self.rectifyNet.refine(features)
+        del features
+        return [
+            Synthesis(blend, residual[index * batch : (index + 1) * batch] + blend, *projected)
+            for index, (blend, projected) in enumerate(zip(blends, flows, strict=True))
+        ]
 
     # -- whole-pair conveniences ----------------------------------------------------------
     def forward(
@@ -383,6 +446,12 @@ def check_frame_pair(first: torch.Tensor, second: torch.Tensor) -> None:
             )
     if first.shape != second.shape:
         raise ValueError(f"frames differ in shape: {tuple(first.shape)} vs {tuple(second.shape)}")
+
+
+def _memory_format(tensor: torch.Tensor) -> torch.memory_format:
+    """The layout ``tensor`` is laid out in: channels-last or the default one."""
+    channels_last = tensor.dim() == 4 and tensor.shape[1] > 1 and tensor.stride(1) == 1
+    return torch.channels_last if channels_last else torch.contiguous_format
 
 
 def _check_divisible(image: torch.Tensor) -> None:
