@@ -13,6 +13,11 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 # "0" or "1" pins vsdain.precision.native_bfloat16()'s answer for the whole session, so that CI
 # runs the precision tests under both answers whatever its CPU says (.ci/run); unset, the CPU's.
 NATIVE_BFLOAT16_ENV = "VSDAIN_TEST_NATIVE_BFLOAT16"
+# Set by .ci/run: there the real data must be present, and its absence fails instead of skipping.
+CI_ENV = "CI"
+# Seconds a test outside the slow tier may take (its call, not its fixtures); set by
+# ``tools/test.sh --fast``. Unset: no limit.
+TIME_LIMIT_ENV = "VSDAIN_TEST_TIME_LIMIT"
 
 
 @pytest.fixture(scope="session")
@@ -20,6 +25,8 @@ def shared_data() -> Path:
     """The real frames and clips beside the checkout; tests using it skip only where it is
     absent (a user's machine), never in CI here."""
     if not SHARED_DATA.is_dir():
+        if os.environ.get(CI_ENV):
+            pytest.fail(f"{CI_ENV} is set but the real evaluation data is missing: {SHARED_DATA}")
         pytest.skip(f"real evaluation data not present at {SHARED_DATA}")
     return SHARED_DATA
 
@@ -145,3 +152,20 @@ def random_weights(tmp_path_factory):
     from checkpoints import write_random_checkpoint
 
     return write_random_checkpoint(tmp_path_factory.mktemp("weights") / "best.pth", seed=3)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """The fast tier's guard: a test not marked slow that takes longer than
+    ``$VSDAIN_TEST_TIME_LIMIT`` seconds fails, so the tier stays fast as tests are added."""
+    outcome = yield
+    report = outcome.get_result()
+    limit = os.environ.get(TIME_LIMIT_ENV)
+    if not limit or call.when != "call" or item.get_closest_marker("slow") is not None:
+        return
+    if report.passed and call.duration > float(limit):
+        report.outcome = "failed"
+        report.longrepr = (
+            f"{item.nodeid} took {call.duration:.1f} s, more than the fast tier's {limit} s: "
+            "make it cheaper, or mark it @pytest.mark.slow if it is an end-to-end check"
+        )

@@ -3,6 +3,7 @@ weights are loaded."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import vapoursynth as vs
@@ -63,8 +64,16 @@ def test_yuv_clip_without_a_matrix_asks_for_one(network, matrix):
 
 
 def test_yuv_clip_with_a_matrix_argument_or_property_is_accepted(network):
-    vsdain.Interpolate(blank(vs.YUV420P8), model=network, matrix="709")
-    vsdain.Interpolate(blank(vs.YUV422P10).std.SetFrameProps(_Matrix=6), model=network)
+    for source, keywords in (
+        (blank(vs.YUV420P8), {"matrix": "709"}),
+        (blank(vs.YUV422P10).std.SetFrameProps(_Matrix=6), {}),
+    ):
+        output = vsdain.Interpolate(source, model=network, sc=False, **keywords)
+        assert output.format.id == source.format.id and output.num_frames == 2 * source.num_frames
+        first, synthesised = output.get_frame(0), output.get_frame(1)
+        for plane in range(source.format.num_planes):
+            assert np.array_equal(np.asarray(first[plane]), np.asarray(source.get_frame(0)[plane]))
+        assert synthesised.format.id == source.format.id
 
 
 @pytest.mark.parametrize("matrix", ["bt709", 709, "rgb", "unspec", ""])

@@ -94,6 +94,8 @@ def test_vspipe_writes_the_interpolated_clip_as_y4m(tmp_path):
     # tail slot repeats the last source frame.
     assert frames[0] != frames[2]
     assert frames[4] == frames[5]
+    # Frame 1 is synthesised: neither of its neighbours, the two source frames, passed through.
+    assert frames[1] not in (frames[0], frames[2])
 
 
 # -- the README's encoding chain ---------------------------------------------------------------

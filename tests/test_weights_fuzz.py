@@ -130,10 +130,9 @@ def test_damaged_files_in_the_released_layout_give_weights_errors(tmp_path, dama
                 damaged[position] ^= 0xFF
         path = tmp_path / f"{damage}{index}.pth"
         path.write_bytes(bytes(damaged))
-        try:
+        with pytest.raises(WeightsError) as caught:
             load_model(path)
-        except WeightsError as error:
-            assert str(path) in str(error)
+        assert str(path) in str(caught.value)
 
 
 @pytest.mark.parametrize("name", ["text1", "text4", "zip_text_member", "runs_code"])
