@@ -55,6 +55,7 @@ def pair(network):
 # --- the network: several timestamps, one batch -----------------------------------------------
 
 
+@pytest.mark.slow
 def test_timestamps_as_one_batch_are_bit_exact_with_one_by_one_on_the_cpu(network, pair):
     timestamps = [0.25, 0.75]
     with torch.inference_mode():
