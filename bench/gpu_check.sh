@@ -49,5 +49,6 @@ export PYTHONPATH="$repo:$site${PYTHONPATH:+:$PYTHONPATH}"
 cd "$repo"
 # The whole run is bounded too, in case the runner itself hangs (it stops its steps sooner).
 status=0
-timeout --kill-after=10 480 "$python" -m vsdain.benchmark.gpu_check "$out" "$@" || status=$?
+timeout --kill-after=10 480 "$python" -m vsdain.benchmark.gpu_check "$out" --tests "$repo/tests" "$@" \
+    || status=$?
 exit "$status"

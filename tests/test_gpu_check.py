@@ -99,7 +99,7 @@ def test_a_step_that_crashes_is_reported_failed(tmp_path):
 
 
 def test_without_vapoursynth_only_the_filter_level_step_is_skipped(tmp_path):
-    outcome = gpu_steps.busy(dry_run=True, vapoursynth=False, out=tmp_path)
+    outcome = gpu_steps.busy(gpu_check.StepOptions(dry_run=True, vapoursynth=False, out=tmp_path))
     assert outcome.status == "skipped"
     assert "VapourSynth is not installed" in outcome.summary
     assert "bench/gpu_check.sh" in outcome.summary  # where to learn how to carry the wheel
@@ -145,7 +145,16 @@ def test_busy_time_is_the_union_of_kernel_intervals(tmp_path):
 @pytest.mark.slow  # starts a process that imports PyTorch
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the answer without a GPU")
 def test_without_a_gpu_the_check_says_so_and_exits_2(tmp_path, capsys):
-    assert gpu_check.run(tmp_path, dry_run=False, vapoursynth=False) == 2
+    assert gpu_check.run(gpu_check.StepOptions(dry_run=False, vapoursynth=False, out=tmp_path)) == 2
     summary = capsys.readouterr().out
     assert "PyTorch sees no CUDA GPU" in summary and "--dry-run" in summary
     assert (tmp_path / gpu_check.SUMMARY).read_text() == summary
+
+
+def test_the_cuda_tests_step_runs_only_the_suite_it_is_given(tmp_path):
+    given = gpu_check.StepOptions(dry_run=True, vapoursynth=False, out=tmp_path)
+    outcome = gpu_steps.cuda_tests(given)
+    assert outcome.status == "skipped" and "--tests" in outcome.summary
+    elsewhere = gpu_check.StepOptions(dry_run=True, vapoursynth=False, out=tmp_path, tests=tmp_path)
+    outcome = gpu_steps.cuda_tests(elsewhere)
+    assert outcome.status == "failed" and str(tmp_path) in outcome.summary

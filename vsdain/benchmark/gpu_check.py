@@ -2,7 +2,7 @@
 output frame, one pair's timestamps as a batch, and how busy the GPU is while the filter runs,
 in a few minutes on one GPU, on a machine that has only PyTorch and CuPy.
 
-    python3 -m vsdain.benchmark.gpu_check OUT [--dry-run] [--no-vapoursynth]
+    python3 -m vsdain.benchmark.gpu_check OUT [--dry-run] [--no-vapoursynth] [--tests DIR]
 
 (``bench/gpu_check.sh`` sets up the path and VapourSynth first.) Each step runs in a process
 of its own under a time limit, so that a hang or a crash costs that step, not the run; the
@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -49,6 +50,17 @@ LOG = "steps.log"
 OUTPUT_FILES = (SUMMARY, REPORT, RESULTS, TESTS, LOG)
 
 
+@dataclass(frozen=True)
+class StepOptions:
+    """What every step is told: a dry run or not, whether VapourSynth may be used, the results
+    folder, and the test suite to run the CUDA-marked tests of (None: that step is skipped)."""
+
+    dry_run: bool
+    vapoursynth: bool
+    out: Path
+    tests: Path | None = None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python3 -m vsdain.benchmark.gpu_check", description=__doc__.splitlines()[0]
@@ -64,18 +76,27 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="act as if VapourSynth were not installed (its filter-level step is skipped)",
     )
+    parser.add_argument(
+        "--tests",
+        type=Path,
+        help="a checkout's tests folder, for the CUDA-marked tests (without it that step is "
+        "skipped); bench/gpu_check.sh passes its own",
+    )
     parser.add_argument("--step", choices=[name for name, _ in STEPS], help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     vapoursynth = not args.no_vapoursynth and importlib.util.find_spec("vapoursynth") is not None
+    tests = None if args.tests is None else args.tests.resolve()
+    options = StepOptions(args.dry_run, vapoursynth, args.out, tests)
     if args.step is not None:  # one step, in its own process (see run)
         from .gpu_steps import run_step
 
-        return run_step(args.step, args.dry_run, vapoursynth, args.out, args.result)
-    return run(args.out, dry_run=args.dry_run, vapoursynth=vapoursynth)
+        return run_step(args.step, options, args.result)
+    return run(options)
 
 
-def run(out: Path, *, dry_run: bool, vapoursynth: bool) -> int:
+def run(options: StepOptions) -> int:
+    out, dry_run = options.out, options.dry_run
     out.mkdir(parents=True, exist_ok=True)
     for name in OUTPUT_FILES:
         (out / name).unlink(missing_ok=True)
@@ -88,7 +109,7 @@ def run(out: Path, *, dry_run: bool, vapoursynth: bool) -> int:
                 results[name] = _outcome("timed out", "not started: the run's time was up")
                 continue
             result = Path(scratch) / f"{name}.json"
-            command = _step_command(name, out, result, dry_run, vapoursynth)
+            command = _step_command(name, options, result)
             results[name] = run_step_process(name, command, min(limit, int(left)), result, log)
             _progress(name, results[name])
             if name == "environment" and results[name]["status"] != "ok":
@@ -111,15 +132,17 @@ def run(out: Path, *, dry_run: bool, vapoursynth: bool) -> int:
     return 1 if statuses & {"failed", "timed out"} else 0
 
 
-def _step_command(name: str, out: Path, result: Path, dry_run: bool, vapoursynth: bool):
+def _step_command(name: str, options: StepOptions, result: Path) -> list[str]:
     command = [
-        sys.executable, "-m", "vsdain.benchmark.gpu_check", str(out),
+        sys.executable, "-m", "vsdain.benchmark.gpu_check", str(options.out),
         "--step", name, "--result", str(result),
     ]  # fmt: skip
-    if dry_run:
+    if options.dry_run:
         command.append("--dry-run")
-    if not vapoursynth:
+    if not options.vapoursynth:
         command.append("--no-vapoursynth")
+    if options.tests is not None:
+        command += ["--tests", str(options.tests)]
     return command
 
 
@@ -152,13 +175,10 @@ def run_step_process(name: str, command: list[str], limit: int, result: Path, lo
 
 
 def _step_env() -> dict[str, str]:
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    # Each step imports the package as this process did (a checkout on PYTHONPATH, say).
-    package_root = str(Path(__file__).resolve().parents[2])
-    paths = env.get("PYTHONPATH", "").split(os.pathsep) if env.get("PYTHONPATH") else []
-    if package_root not in paths:
-        env["PYTHONPATH"] = os.pathsep.join([package_root, *paths])
-    return env
+    # Each step imports the package as this process did (a checkout on PYTHONPATH, a carried
+    # wheel's folder): its import path is this process's.
+    path = [entry for entry in sys.path if entry]
+    return dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=os.pathsep.join(path))
 
 
 def _outcome(status: str, summary: str) -> dict:

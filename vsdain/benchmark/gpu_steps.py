@@ -29,6 +29,8 @@ from pathlib import Path
 
 import torch
 
+from .gpu_check import StepOptions
+
 # What the check measures, on a GPU and in the dry run.
 GPU_SIZES = [(1280, 720), (1920, 1080)]
 # The dry run's network-level steps feed the network 64x64 frames as they are (the smallest
@@ -134,7 +136,8 @@ def _label(width: int, height: int) -> str:
 # --- environment ---------------------------------------------------------------------------------
 
 
-def environment(dry_run: bool, vapoursynth: bool, out: Path) -> StepResult:
+def environment(options: StepOptions) -> StepResult:
+    dry_run, vapoursynth = options.dry_run, options.vapoursynth
     import platform
 
     from ..ops import cupy_backend
@@ -181,13 +184,16 @@ def _vapoursynth_version() -> str | None:
 # --- the CUDA-marked tests -----------------------------------------------------------------------
 
 
-def cuda_tests(dry_run: bool, vapoursynth: bool, out: Path) -> StepResult:
-    """``pytest -m cuda`` over the test suite of the checkout, its output in ``tests.txt``.
-    Without VapourSynth the modules that import it are not collected (reported, not failed).
-    The dry run collects one module only: there every CUDA test is skipped anyway."""
-    tests = Path(__file__).resolve().parents[2] / "tests"
-    if not tests.is_dir():
-        return StepResult("skipped", f"no test suite at {tests} (not a checkout)")
+def cuda_tests(options: StepOptions) -> StepResult:
+    """``pytest -m cuda`` over the test suite given (``--tests``, a checkout's ``tests``
+    folder: bench/gpu_check.sh passes its own), its output in ``tests.txt``. Without
+    VapourSynth the modules that import it are not collected (reported, not failed). The dry
+    run collects one module only: there every CUDA test is skipped anyway."""
+    dry_run, out, tests = options.dry_run, options.out, options.tests
+    if tests is None:
+        return StepResult("skipped", "no test suite given (--tests DIR)")
+    if not (tests / "conftest.py").is_file():
+        return StepResult("failed", f"--tests {tests}: no test suite there (no conftest.py)")
     targets = [str(tests / "test_pipeline.py")] if dry_run else [str(tests)]
     with tempfile.TemporaryDirectory() as scratch:
         junit = Path(scratch) / "junit.xml"
@@ -239,10 +245,11 @@ def _junit_counts(path: Path) -> dict[str, int]:
 # --- kernels against references ------------------------------------------------------------------
 
 
-def kernels(dry_run: bool, vapoursynth: bool, out: Path) -> StepResult:
+def kernels(options: StepOptions) -> StepResult:
     """Each op, and one whole timestamp, with its CUDA kernel and its reference on the same
     inputs at the 720p network size: largest absolute difference and time per call. The dry
     run builds the same inputs at the tiny size and times the references only."""
+    dry_run = options.dry_run
     from .. import ops
     from ..model.context import CONTEXT_CHANNELS
     from ..model.flow import MAX_DISPLACEMENT, PYRAMID_WIDTHS
@@ -345,11 +352,12 @@ def _ms(seconds: float) -> str:
 # --- time and memory per output frame ------------------------------------------------------------
 
 
-def frames(dry_run: bool, vapoursynth: bool, out: Path) -> StepResult:
+def frames(options: StepOptions) -> StepResult:
     """Per size, precision and tiling: one frame's features, one pair's, one timestamp, and
     the peak memory of a whole pair (two frames' features, the pair, one timestamp); the time
     per output frame at multi=2 is what sequential playback pays per pair (one new frame's
     features, the pair, one timestamp) over its two output frames."""
+    dry_run = options.dry_run
     from ..model.tiling import TilePlan
 
     device = _device(dry_run)
@@ -463,9 +471,10 @@ def _release(device: torch.device) -> None:
 # --- one pair's timestamps as one batch ----------------------------------------------------------
 
 
-def batch(dry_run: bool, vapoursynth: bool, out: Path) -> StepResult:
+def batch(options: StepOptions) -> StepResult:
     """At multi=4, a pair's three timestamps one by one against one batch, alternating round
     by round; the ratio of the medians and the largest difference between the two."""
+    dry_run = options.dry_run
     device = _device(dry_run)
     dtype = torch.float32 if dry_run else torch.float16
     width, height = BATCH_SIZE[dry_run]
@@ -531,11 +540,12 @@ def batch(dry_run: bool, vapoursynth: bool, out: Path) -> StepResult:
 # --- how busy the GPU is while the filter runs ---------------------------------------------------
 
 
-def busy(dry_run: bool, vapoursynth: bool, out: Path) -> StepResult:
+def busy(options: StepOptions) -> StepResult:
     """The filter at 1080p, multi=2, float16 (RGBH in, the default precision for it), output
     frames pulled as vspipe pulls them: the fraction of the wall time during which at least one
     kernel ran (the union of the kernels' intervals from PyTorch's profiler, which sees CuPy's
     kernels too), and NVML's utilisation sampled alongside where it can be read."""
+    dry_run, vapoursynth = options.dry_run, options.vapoursynth
     if not vapoursynth:
         return StepResult(
             "skipped",
@@ -662,7 +672,7 @@ class _UtilisationSampler:
                 self.mean = statistics.fmean(self._samples)
 
 
-STEPS: dict[str, Callable[[bool, bool, Path], StepResult]] = {
+STEPS: dict[str, Callable[[StepOptions], StepResult]] = {
     "environment": environment,
     "cuda-tests": cuda_tests,
     "kernels": kernels,
@@ -672,9 +682,9 @@ STEPS: dict[str, Callable[[bool, bool, Path], StepResult]] = {
 }
 
 
-def run_step(name: str, dry_run: bool, vapoursynth: bool, out: Path, result: Path) -> int:
+def run_step(name: str, options: StepOptions, result: Path) -> int:
     """The entry of a step's process: runs it and writes its result as JSON."""
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    outcome = STEPS[name](dry_run, vapoursynth, out)
+    outcome = STEPS[name](options)
     result.write_text(json.dumps(outcome.to_json(), indent=1, default=str))
     return 0
