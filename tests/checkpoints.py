@@ -16,7 +16,8 @@ def released_shapes() -> dict[str, torch.Size]:
     """Key -> shape of every entry of :class:`vsdain.model.DAIN`'s state dict, in order."""
     from vsdain.model import DAIN
 
-    return {key: value.shape for key, value in DAIN().state_dict().items()}
+    with torch.device("meta"):  # shapes only: no memory, no initialisation
+        return {key: value.shape for key, value in DAIN().state_dict().items()}
 
 
 def random_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:

@@ -8,25 +8,51 @@ from pathlib import Path
 import pytest
 import torch
 
+pytest_plugins = ["pytester"]  # tests/test_suite_guard.py runs a tiny suite under these rules
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
 # "0" or "1" pins vsdain.precision.native_bfloat16()'s answer for the whole session, so that CI
 # runs the precision tests under both answers whatever its CPU says (.ci/run); unset, the CPU's.
 NATIVE_BFLOAT16_ENV = "VSDAIN_TEST_NATIVE_BFLOAT16"
-# Set by .ci/run: there the real data must be present, and its absence fails instead of skipping.
+# Set by CI services and by .ci/run: there the real data must be present (its absence fails
+# instead of skipping), and the time guard below is on.
 CI_ENV = "CI"
-# Seconds a test outside the slow tier may take (its call, not its fixtures); set by
-# ``tools/test.sh --fast``. Unset: no limit.
+# Seconds a test outside the slow tier may take, its setup and its call each: tools/test.sh
+# --fast and CI default to TIME_LIMIT; 0 turns the guard off (e.g. on a loaded machine).
+# Elsewhere, unset, there is no limit.
 TIME_LIMIT_ENV = "VSDAIN_TEST_TIME_LIMIT"
+TIME_LIMIT = 5.0  # on two quiet CPU cores
+
+
+def running_in_ci() -> bool:
+    return os.environ.get(CI_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def time_limit() -> float | None:
+    """Seconds the guard allows each phase of a test outside the slow tier; None: no guard."""
+    raw = os.environ.get(TIME_LIMIT_ENV, "").strip()
+    if not raw:
+        return TIME_LIMIT if running_in_ci() else None
+    try:
+        limit = float(raw)
+    except ValueError:
+        raise pytest.UsageError(
+            f"{TIME_LIMIT_ENV} must be a number of seconds, got {raw!r}"
+        ) from None
+    return limit if limit > 0 else None
 
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """The real frames and clips beside the checkout; tests using it skip only where it is
-    absent (a user's machine), never in CI here."""
+    """The real frames and clips beside the checkout; tests using it skip where it is absent
+    (a user's machine) and fail in CI, where it must be present."""
     if not SHARED_DATA.is_dir():
-        if os.environ.get(CI_ENV):
-            pytest.fail(f"{CI_ENV} is set but the real evaluation data is missing: {SHARED_DATA}")
+        if running_in_ci():
+            pytest.fail(
+                f"the real evaluation data is missing at {SHARED_DATA}, and in CI "
+                f"(${CI_ENV}={os.environ[CI_ENV]}) its tests must run, not skip"
+            )
         pytest.skip(f"real evaluation data not present at {SHARED_DATA}")
     return SHARED_DATA
 
@@ -48,7 +74,8 @@ def _session_answer() -> bool | None:
 
 
 def pytest_configure(config):
-    _session_answer()  # a bad value stops the run before any test
+    _session_answer()  # bad values stop the run before any test
+    time_limit()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -77,6 +104,15 @@ def native_bf16(request, pin_native_bfloat16) -> bool:
     the value is the answer pinned."""
     pin_native_bfloat16(request.param)
     return request.param
+
+
+@pytest.fixture
+def blended(monkeypatch) -> list:
+    """The filter's synthesised frames become blends of their two source frames for the test
+    (``filter_clips.blend_instead_of_network``); the list of (first, second, t) asked for."""
+    from filter_clips import blend_instead_of_network
+
+    return blend_instead_of_network(monkeypatch)
 
 
 @pytest.fixture(scope="session")
@@ -154,18 +190,25 @@ def random_weights(tmp_path_factory):
     return write_random_checkpoint(tmp_path_factory.mktemp("weights") / "best.pth", seed=3)
 
 
+# --- the time guard: outside the slow tier, no test takes more than TIME_LIMIT seconds ---------
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
-    """The fast tier's guard: a test not marked slow that takes longer than
-    ``$VSDAIN_TEST_TIME_LIMIT`` seconds fails, so the tier stays fast as tests are added."""
+    """A test not marked slow whose setup or call took longer than :func:`time_limit` fails
+    (an error, for a setup), naming the test, the phase and its time, so that the fast tier
+    stays fast as tests are added. A module's shared fixture counts in the setup of the first
+    test that uses it."""
     outcome = yield
     report = outcome.get_result()
-    limit = os.environ.get(TIME_LIMIT_ENV)
-    if not limit or call.when != "call" or item.get_closest_marker("slow") is not None:
+    limit = time_limit()
+    if limit is None or call.when not in ("setup", "call") or not report.passed:
         return
-    if report.passed and call.duration > float(limit):
-        report.outcome = "failed"
-        report.longrepr = (
-            f"{item.nodeid} took {call.duration:.1f} s, more than the fast tier's {limit} s: "
-            "make it cheaper, or mark it @pytest.mark.slow if it is an end-to-end check"
-        )
+    if item.get_closest_marker("slow") is not None or call.duration <= limit:
+        return
+    report.outcome = "failed"
+    report.longrepr = (
+        f"{item.nodeid}: its {call.when} took {call.duration:.1f} s, more than the "
+        f"{limit:g} s a test outside the slow tier may take (${TIME_LIMIT_ENV}). Make it "
+        "cheaper, or mark it @pytest.mark.slow if it is an end-to-end check that needs the time."
+    )

@@ -6,6 +6,8 @@ moves the right pixels to the right place exactly and deterministically.
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
 import torch
 import vapoursynth as vs
@@ -69,3 +71,20 @@ def random_network(seed: int = 1234) -> DAIN:
         last.weight.mul_(0.01)
         last.bias.zero_()
     return model
+
+
+def blend_instead_of_network(monkeypatch) -> list[tuple[int, int, Fraction]]:
+    """Until the test ends, every synthesised frame is ``(1 - t) * first + t * second`` of its
+    two source frames instead of the network's: cheap and exact, for the tests of which pair
+    and t feed each output frame. Returns the (first, second, t) asked for, in order."""
+    from vsdain.filter.pair_cache import PairCache
+
+    calls = []
+
+    def blend(self, first, second, t, first_frame, second_frame):
+        calls.append((first, second, t))
+        mixed = (1 - float(t)) * planes(first_frame) + float(t) * planes(second_frame)
+        return mixed.astype(self.sample_type)
+
+    monkeypatch.setattr(PairCache, "interpolated", blend)
+    return calls

@@ -103,9 +103,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @pytest.fixture(scope="session")
-def checkpoint_bytes(tmp_path_factory) -> bytes:
-    folder = tmp_path_factory.mktemp("served")
-    return write_random_checkpoint(folder / "best.pth", seed=1).read_bytes()
+def checkpoint_bytes(random_weights) -> bytes:
+    return random_weights.read_bytes()
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from checkpoints import write_random_checkpoint
 from PIL import Image
 
 from vsdain.commands import main
@@ -106,6 +105,8 @@ def test_middlebury_layout_writes_csv_table_and_strip(shared_data, tmp_path, cap
             str(out),
             "--worst",
             "3",
+            "--limit",  # the first five of twelve, by name: up to inflatable, 960x507
+            "5",
         ]
     )
     assert code == 0
@@ -114,7 +115,7 @@ def test_middlebury_layout_writes_csv_table_and_strip(shared_data, tmp_path, cap
     rows = read_csv(out / "metrics.csv")
     assert [row["sample"] for row in rows[:-1]] == sorted(
         path.name for path in (shared_data / "davis" / "gt").iterdir()
-    )
+    )[:5]
     assert rows[-1]["sample"] == "mean"
     assert float(rows[-1]["psnr"]) == pytest.approx(np.mean([float(r["psnr"]) for r in rows[:-1]]))
     sizes = {row["sample"]: (int(row["width"]), int(row["height"])) for row in rows[:-1]}
@@ -131,23 +132,30 @@ def test_middlebury_layout_writes_csv_table_and_strip(shared_data, tmp_path, cap
         assert strip.height > 3 * 100
 
 
-def test_strip_holds_the_lowest_psnr_samples_in_order(shared_data):
-    triplets = find_triplets(shared_data / "davis", "middlebury")
-    evaluation = evaluate(triplets, average_frames, worst=3)
+def test_strip_holds_the_lowest_psnr_samples_in_order(tmp_path):
+    # Six grey triplets whose middle frame is off the average by a different amount each, in
+    # an order unrelated to their names: the worst three are known by hand.
+    offsets = {"s1": 3, "s2": 40, "s3": 1, "s4": 25, "s5": 9, "s6": 60}
+    for name, offset in offsets.items():
+        for index, level in enumerate((100, 120 + offset, 140)):
+            write_png(tmp_path / name / f"{index}.png", np.full((24, 40, 3), level, np.uint8))
+    evaluation = evaluate(find_triplets(tmp_path, "triplets"), average_frames, worst=3)
+    assert [row.result.name for row in evaluation.worst] == ["s6", "s2", "s4"]
     by_psnr = sorted(evaluation.results, key=lambda result: result.scores.psnr)
-    assert [row.result.name for row in evaluation.worst] == [r.name for r in by_psnr[:3]]
+    assert [r.name for r in by_psnr] == ["s6", "s2", "s4", "s5", "s1", "s3"]
     row = evaluation.worst[0]
-    assert row.ours.shape == row.truth.shape == (row.result.height, row.result.width, 3)
+    assert row.ours.shape == row.truth.shape == (24, 40, 3)
+    assert (row.result.height, row.result.width) == (24, 40)
 
 
-def test_dain_method_with_a_checkpoint_on_a_triplet_folder(shared_data, tmp_path):
+def test_dain_method_with_a_checkpoint_on_a_triplet_folder(shared_data, tmp_path, random_weights):
     # Small crops of real frames keep the CPU forward pass short; random weights, so only the
     # plumbing (padding odd sizes, 8-bit output, reports) is checked, not the quality.
     data = tmp_path / "data"
     frames = read_triplet(find_triplets(shared_data / "davis", "middlebury")[0])
     for name, frame in zip(("a", "b", "c"), frames, strict=True):
         write_png(data / "clip" / "0007" / f"{name}.png", frame[:50, :70])
-    weights = write_random_checkpoint(tmp_path / "random.pth", seed=3)
+    weights = random_weights
     out = tmp_path / "out"
     code = main(
         [

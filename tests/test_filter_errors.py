@@ -63,17 +63,33 @@ def test_yuv_clip_without_a_matrix_asks_for_one(network, matrix):
         assert name in message
 
 
-def test_yuv_clip_with_a_matrix_argument_or_property_is_accepted(network):
-    for source, keywords in (
-        (blank(vs.YUV420P8), {"matrix": "709"}),
-        (blank(vs.YUV422P10).std.SetFrameProps(_Matrix=6), {}),
-    ):
-        output = vsdain.Interpolate(source, model=network, sc=False, **keywords)
-        assert output.format.id == source.format.id and output.num_frames == 2 * source.num_frames
-        first, synthesised = output.get_frame(0), output.get_frame(1)
-        for plane in range(source.format.num_planes):
-            assert np.array_equal(np.asarray(first[plane]), np.asarray(source.get_frame(0)[plane]))
-        assert synthesised.format.id == source.format.id
+@pytest.mark.parametrize(
+    ("format", "stated", "arguments"),
+    [(vs.YUV420P8, None, {"matrix": "709"}), (vs.YUV422P10, "170m", {})],
+    ids=["argument", "property"],
+)
+def test_yuv_clip_with_a_matrix_argument_or_property_is_accepted(
+    network, blended, format, stated, arguments
+):
+    # Moving frames converted with the matrix; without a stated one, no _Matrix at all. The
+    # network's frame is a blend of the two sources (conftest's ``blended``): the conversions
+    # around it, with that matrix, are the subject.
+    converted = moving_clip(2).resize.Bicubic(format=format, matrix_s=stated or "709")
+    clip = converted if stated else converted.std.RemoveFrameProps("_Matrix")
+    output = vsdain.Interpolate(clip, sc=False, model=network, tile=0, **arguments)
+    assert (output.num_frames, output.format.id) == (4, format)
+    sources = [clip.get_frame(k) for k in range(2)]
+    first, synthesised = output.get_frame(0), output.get_frame(1)
+    for plane in range(3):
+        assert np.array_equal(np.asarray(first[plane]), np.asarray(sources[0][plane]))
+    # The synthesised frame, converted back with that matrix, keeps the source frame's
+    # properties: no _Matrix where the clip had none.
+    assert synthesised.format.id == format
+    assert synthesised.props.get("_Matrix") == (6 if stated else None)
+    for source in sources:
+        assert any(
+            not np.array_equal(np.asarray(synthesised[p]), np.asarray(source[p])) for p in range(3)
+        )
 
 
 @pytest.mark.parametrize("matrix", ["bt709", 709, "rgb", "unspec", ""])

@@ -1,23 +1,41 @@
-"""``python -m vsdain info``, run as a user would, with the weights folder pointed at a
-temporary directory."""
+"""``python -m vsdain info`` with the weights folder pointed at a temporary directory: its
+report read from the command run in this process, and once run as a user would, in a child
+process."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from checkpoints import write_random_checkpoint
 
 from vsdain.cli_hint import command_hint
+from vsdain.commands import main
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 def run_info(weights_dir: Path) -> subprocess.CompletedProcess[str]:
+    """``vsdain info`` run in this process: its exit status and what it wrote."""
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with (
+        pytest.MonkeyPatch.context() as patch,
+        contextlib.redirect_stdout(stdout),
+        contextlib.redirect_stderr(stderr),
+    ):
+        patch.setenv("VSDAIN_WEIGHTS_DIR", str(weights_dir))
+        returncode = main(["info"])
+    args = ["vsdain", "info"]
+    return subprocess.CompletedProcess(args, returncode, stdout.getvalue(), stderr.getvalue())
+
+
+def run_info_as_a_user_would(weights_dir: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "VSDAIN_WEIGHTS_DIR": str(weights_dir)}
     return subprocess.run(
         [sys.executable, "-m", "vsdain", "info"],
@@ -40,6 +58,15 @@ def test_exits_cleanly_with_report_on_stdout(report_without_weights):
     _, result = report_without_weights
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stdout + result.stderr
+
+
+@pytest.mark.slow  # a fresh Python that imports PyTorch
+def test_python_m_vsdain_info_gives_the_same_report(report_without_weights):
+    weights_dir, in_process = report_without_weights
+    result = run_info_as_a_user_would(weights_dir)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert result.stdout == in_process.stdout
 
 
 def test_reports_versions(report_without_weights):
@@ -78,8 +105,8 @@ def test_reports_the_packaged_mirror_list(report_without_weights):
     assert re.search(rf"^  mirrors\s+{re.escape(str(manifest))} \(2 listed\)$", result.stdout, re.M)
 
 
-def test_checks_the_weights_it_finds(tmp_path):
-    write_random_checkpoint(tmp_path / "best.pth")
+def test_checks_the_weights_it_finds(tmp_path, random_weights):
+    shutil.copyfile(random_weights, tmp_path / "best.pth")
     result = run_info(tmp_path)
     assert result.returncode == 0, result.stderr
     assert f"{tmp_path / 'best.pth'}: found" in result.stdout

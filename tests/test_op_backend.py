@@ -366,6 +366,8 @@ def test_a_broken_kernel_raises_when_the_kernels_are_forced(tmp_path, kind):
 
 @pytest.fixture(scope="module")
 def network():
+    """One network for the module, not copied per test (a copy costs seconds): each test sets
+    the path it starts from."""
     return random_network()
 
 
@@ -381,7 +383,7 @@ def interpolate(model, frames):
 
 
 def test_network_reads_the_environment_when_use_ops_is_called(monkeypatch, network):
-    model = copy.deepcopy(network)
+    model = network
     monkeypatch.setenv(OPS_ENV, "reference")
     model.use_ops()
     monkeypatch.setenv(OPS_ENV, "kernels")  # read again only by the next use_ops()
@@ -397,7 +399,7 @@ def test_network_reads_the_environment_when_use_ops_is_called(monkeypatch, netwo
 
 
 def test_network_runs_on_a_resolved_cpu_path(network, frames):
-    model = copy.deepcopy(network).use_ops("auto")
+    model = network.use_ops("auto")
     assert model.op_path is resolve_op_path(CPU, "auto") and not model.op_path.kernels
     middle = interpolate(model, frames)
     assert middle.shape == frames[0].shape and torch.isfinite(middle).all()
@@ -405,7 +407,7 @@ def test_network_runs_on_a_resolved_cpu_path(network, frames):
 
 
 def test_network_copies_and_pickles_with_a_resolved_path(network):
-    model = copy.deepcopy(network).use_ops("reference")
+    model = network.use_ops("reference")
     assert model.op_path is not None  # resolved: it holds a lock, which cannot be copied
     first, second, *_ = op_inputs()
     for clone in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):

@@ -91,6 +91,7 @@ def test_plain_progress_lines_and_summary(tmp_path):
     assert "10 frames in 3 chunks (3 rendered, 0 already done), 0 retries" in lines[-1]
 
 
+@pytest.mark.slow  # renders in a child process, interrupted and resumed
 def test_interrupted_run_resumes_with_only_the_missing_chunks(tmp_path):
     script = write_script(tmp_path / "slow.vpy", length=24, sleep=0.15)
     output = tmp_path / "out.mkv"

@@ -35,6 +35,7 @@ def on_twos(tmp_path: Path, drawings: int = 3) -> Path:
     return write_video(tmp_path / "twos.mkv", pictures, rate=Fraction(24))
 
 
+@pytest.mark.slow  # the random network over a whole clip, twice
 def test_dedup_render_equals_the_filter_in_a_script(tmp_path, random_weights, monkeypatch):
     source = on_twos(tmp_path)
     script = tmp_path / "dedup.vpy"

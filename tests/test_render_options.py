@@ -159,8 +159,20 @@ NEEDS = {  # what a changed option needs beside it to be valid
 }
 
 
-def test_every_option_keys_the_chunk_folder(recorder, source, weights_file, tmp_path):
+# The options in two groups, each with its own test (a render per option, and one more).
+OPTION_GROUPS = [
+    ["multi", "weights", "device", "precision", "matrix", "sc", "sc_threshold"],
+    ["dedup", "dedup_threshold", "dedup_max_run", "tile", "max_memory", "fps_num"],
+]
+
+
+def test_the_option_groups_cover_every_option():
+    assert sorted(name for group in OPTION_GROUPS for name in group) == sorted(CHANGED)
     assert set(CHANGED) | {"fps_den"} == keyword_names()
+
+
+@pytest.mark.parametrize("group", OPTION_GROUPS, ids=["first", "second"])
+def test_every_option_keys_the_chunk_folder(recorder, source, weights_file, tmp_path, group):
     work = tmp_path / "work"
     common = {"codec": "ffv1", "chunk_frames": 1000, "work_dir": work, "keep_chunks": True}
     common["progress"] = False
@@ -173,18 +185,21 @@ def test_every_option_keys_the_chunk_folder(recorder, source, weights_file, tmp_
         return created.pop().name if created else ""
 
     base = job()
-    assert job() == ""  # the same options: the same folder, nothing new
-    # Interpolate's defaults given explicitly key the same job as leaving them out.
-    assert job(multi=2, sc=True, dedup=False, tile=None) == ""
+    keys = {base}
+    if group is OPTION_GROUPS[0]:
+        assert job() == ""  # the same options: the same folder, nothing new
+        # Interpolate's defaults given explicitly key the same job as leaving them out.
+        assert job(multi=2, sc=True, dedup=False, tile=None) == ""
+    else:
+        assert job(fps_num=30, fps_den=2) not in keys
     other_weights = tmp_path / "other" / "best.pth"
     other_weights.parent.mkdir()
     other_weights.write_bytes(b"other")
-    keys = {base}
-    for name, value in {**CHANGED, "weights": other_weights}.items():
-        key = job(**{**NEEDS.get(name, {}), name: value})
-        assert key and key not in keys, f"{name}={value!r} reused a job folder"
+    changed = {**CHANGED, "weights": other_weights}
+    for name in group:
+        key = job(**{**NEEDS.get(name, {}), name: changed[name]})
+        assert key and key not in keys, f"{name}={changed[name]!r} reused a job folder"
         keys.add(key)
-    assert job(fps_num=30, fps_den=2) not in keys
 
 
 @pytest.mark.parametrize(

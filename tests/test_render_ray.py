@@ -4,7 +4,9 @@ middle of a chunk or raising while rendering is retried without changing the out
 worker that cannot build the graph is not retried.
 
 Ray runs locally only (2 CPUs, no dashboard, loopback), once for the module, and every test
-is bounded by an alarm.
+is bounded by an alarm. All are in the slow tier: starting Ray takes seconds by itself. The
+same decisions without Ray (which errors are retried, damaged chunks rendered again) are in
+test_render_robustness.py.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ def time_limit():
         yield
 
 
+@pytest.mark.slow  # Ray workers running the network on a real clip
 def test_two_ray_workers_match_one_process_on_a_real_clip(
     local_ray, shared_data, random_weights, tmp_path
 ):
@@ -86,6 +89,7 @@ def test_two_ray_workers_match_one_process_on_a_real_clip(
     assert abs(audio - Fraction(12, 25)) <= Fraction(30, 1000)
 
 
+@pytest.mark.slow  # a Ray worker killed mid-chunk and the chunk retried
 def test_killed_worker_is_retried_and_output_unchanged(local_ray, tmp_path):
     script = write_script(tmp_path / "slow.vpy", length=24, sleep=0.1)
     output = tmp_path / "out.mkv"
@@ -118,6 +122,7 @@ def test_killed_worker_is_retried_and_output_unchanged(local_ray, tmp_path):
     assert times == [n / SCRIPT_FPS for n in range(24)]
 
 
+@pytest.mark.slow  # a Ray instance and its workers (the start alone takes 4 to 6 s)
 def test_raising_chunk_is_retried_on_ray(local_ray, tmp_path):
     script = write_script(tmp_path / "flaky.vpy", length=12, fail_once_at=6)
     output = tmp_path / "out.mkv"
@@ -127,6 +132,7 @@ def test_raising_chunk_is_retried_on_ray(local_ray, tmp_path):
     assert [n for n, frame in enumerate(frames) if not np.array_equal(frame, painted(n))] == []
 
 
+@pytest.mark.slow  # a Ray instance and its workers
 def test_graph_that_cannot_be_built_is_not_retried_on_ray(local_ray, tmp_path):
     from test_render_robustness import GONE_IN_WORKERS
 

@@ -186,6 +186,7 @@ def test_trimmed_vfr_render_gives_the_filter_its_part_of_the_timeline(
     assert abs(audio - Fraction(7, 6)) <= Fraction(1024, 48000) * 2
 
 
+@pytest.mark.slow  # the random network over a whole VFR file
 def test_vfr_render_shows_every_frame_when_it_was_taken(vfr_mp4, random_weights, tmp_path):
     output = tmp_path / "out.mp4"  # exact timestamps (Matroska's are in ms)
     # 40-frame chunks: the second starts at 1.33 s, inside the 1/15 s second.
