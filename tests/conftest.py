@@ -16,11 +16,12 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 # runs the precision tests under both answers whatever its CPU says (.ci/run); unset, the CPU's.
 NATIVE_BFLOAT16_ENV = "VSDAIN_TEST_NATIVE_BFLOAT16"
 # Set by CI services and by .ci/run: there the real data must be present (its absence fails
-# instead of skipping), and the time guard below is on.
+# instead of skipping).
 CI_ENV = "CI"
 # Seconds a test outside the slow tier may take, its setup and its call each: tools/test.sh
-# --fast and CI default to TIME_LIMIT; 0 turns the guard off (e.g. on a loaded machine).
-# Elsewhere, unset, there is no limit.
+# --fast sets TIME_LIMIT; 0 or unset, no guard. CI runs without it: a shared machine that
+# stalls now and then would fail a submission for its own noise (one run here saw a 2.5 s test
+# take 21.9 s), while the fast loop on one's own machine is where the guard does its work.
 TIME_LIMIT_ENV = "VSDAIN_TEST_TIME_LIMIT"
 TIME_LIMIT = 5.0  # on two quiet CPU cores
 
@@ -33,7 +34,7 @@ def time_limit() -> float | None:
     """Seconds the guard allows each phase of a test outside the slow tier; None: no guard."""
     raw = os.environ.get(TIME_LIMIT_ENV, "").strip()
     if not raw:
-        return TIME_LIMIT if running_in_ci() else None
+        return None
     try:
         limit = float(raw)
     except ValueError:

@@ -1,7 +1,7 @@
 """The suite's own rules, from tests/conftest.py, run on a tiny suite (pytester, in this
-process): outside the slow tier a test over the time limit fails (its setup too), a slow test
-may take its time, and the real evaluation data, when missing, skips on a user's machine and
-fails under CI."""
+process): with a time limit (tools/test.sh --fast) a test outside the slow tier over it fails
+(its setup too) and a slow test may take its time; without one nothing is timed; the real
+evaluation data, when missing, skips on a user's machine and fails under CI."""
 
 from __future__ import annotations
 
@@ -79,7 +79,7 @@ def run_tiny_suite(pytester, **environment: str) -> tuple[dict[str, str], str]:
     return outcomes, output
 
 
-def test_under_ci_the_guard_is_on_and_missing_data_fails(pytester):
+def test_with_a_limit_the_guard_fails_slow_tests_and_under_ci_missing_data_fails(pytester):
     outcomes, output = run_tiny_suite(pytester, CI="1", VSDAIN_TEST_TIME_LIMIT="0.5")
     assert outcomes == {
         "test_quick": "passed",
@@ -93,7 +93,7 @@ def test_under_ci_the_guard_is_on_and_missing_data_fails(pytester):
     assert "the real evaluation data is missing" in output
 
 
-def test_elsewhere_there_is_no_limit_and_missing_data_skips(pytester):
+def test_without_a_limit_nothing_is_timed_and_missing_data_skips(pytester):
     outcomes, output = run_tiny_suite(pytester)
     assert outcomes == {
         "test_quick": "passed",
@@ -114,3 +114,9 @@ def test_a_bad_time_limit_stops_the_run(pytester, value):
         result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR  # no test ran
     assert "VSDAIN_TEST_TIME_LIMIT must be a number of seconds" in result.stderr.str()
+
+
+def test_ci_alone_sets_no_limit(pytester):
+    outcomes, _ = run_tiny_suite(pytester, CI="1")
+    assert outcomes["test_over_the_limit"] == outcomes["test_with_a_slow_setup"] == "passed"
+    assert outcomes["test_needs_the_data"] == "error"

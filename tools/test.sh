@@ -25,11 +25,12 @@ fi
 if [[ ${#arguments[@]} -gt 0 ]]; then
     exec "$python" -m pytest "${arguments[@]}"
 fi
-# The full suite as its two tiers. Under CI the guard is on for the first (tests/conftest.py);
-# the second runs even when the first failed, so that one run reports every failure.
+# The full suite as its two tiers, each listing its slowest tests (to see the fast tier drift
+# without timing it: tests/conftest.py says why CI has no guard); the second runs even when the
+# first failed, so that one run reports every failure.
 status=0
 echo "tools/test.sh: the fast tier (not slow)" >&2
-"$python" -m pytest -m "not slow" || status=$?
+"$python" -m pytest -m "not slow" --durations=10 || status=$?
 echo "tools/test.sh: the slow tier" >&2
-"$python" -m pytest -m slow || status=$((status ? status : $?))
+"$python" -m pytest -m slow --durations=10 || status=$((status ? status : $?))
 exit "$status"
