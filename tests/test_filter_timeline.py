@@ -16,7 +16,6 @@ import vapoursynth as vs
 from filter_clips import clip_from_arrays, pattern, planes, random_network
 
 import vsdain
-from vsdain.filter.pair_cache import PairCache
 from vsdain.filter.timeline import read_timeline
 from vsdain.filter.timing import FrameTiming
 
@@ -26,19 +25,6 @@ core = vs.core
 @pytest.fixture(scope="module")
 def network():
     return random_network()
-
-
-@pytest.fixture
-def blended(monkeypatch):
-    calls = []
-
-    def blend(self, first, second, t, first_frame, second_frame):
-        calls.append((first, second, t))
-        mix = (1 - float(t)) * planes(first_frame) + float(t) * planes(second_frame)
-        return mix.astype(np.float32)
-
-    monkeypatch.setattr(PairCache, "interpolated", blend)
-    return calls
 
 
 def dropped_frames_timeline() -> list[Fraction]:
